@@ -1,0 +1,44 @@
+//! The d1snap engine: content-addressed, verifiable snapshots of SQLite and Cloudflare D1
+//! databases.
+//!
+//! A snapshot splits every table into row-block chunks in a canonical encoding, names each by
+//! its BLAKE3 hash, stores it once with zstd, and records a Merkle tree per table and a root
+//! per snapshot. Restoring reads back exactly the values that were stored.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use d1snap_engine::{progress::NoProgress, repo::Repository, snapshot, source, store::LocalStore};
+//!
+//! # fn main() -> d1snap_engine::Result<()> {
+//! let store = Arc::new(LocalStore::new("/var/backups/d1snap")?);
+//! let repo = Repository::open_or_create(store)?;
+//! let source = source::OpenedSource::open(&source::SourceSpec::Path("app.sqlite".into()))?;
+//! let report = snapshot::take_snapshot(&repo, &source, &Default::default(), &NoProgress)?;
+//! println!("snapshot {} root {}", report.id, report.root);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! This crate has no cargo features yet. It never draws on a terminal: long operations
+//! report through [`progress::Progress`] and return reports as data.
+
+#![deny(unsafe_code)]
+
+pub mod chunker;
+pub mod diff;
+pub mod encode;
+pub mod error;
+pub mod id;
+pub mod object;
+pub mod progress;
+pub mod repo;
+pub mod restore;
+pub mod scan;
+pub mod schema;
+pub mod snapshot;
+pub mod source;
+pub mod store;
+pub mod value;
+pub mod verify;
+
+pub use error::{Error, Result};

@@ -1,0 +1,185 @@
+//! The objects of a repository and their stored form.
+//!
+//! Every object is stored as an envelope: the 4 magic bytes `D1SN`, a kind byte, an envelope
+//! version byte (1), a compression byte (0 = none, 1 = zstd), then the payload. An object's id
+//! is the BLAKE3 hash of its plain payload, so reading an object checks it end to end.
+
+pub mod chunk;
+pub mod config;
+pub mod snapshot;
+pub mod table;
+pub mod tree;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::id::Digest;
+
+pub const MAGIC: &[u8; 4] = b"D1SN";
+pub const ENVELOPE_VERSION: u8 = 1;
+const HEADER_LEN: usize = 7;
+
+/// Largest plain payload accepted when decompressing, so a corrupt or hostile length field
+/// cannot exhaust memory. A chunk is at most one max-size block plus one row of D1's
+/// 2,000,000-byte row limit; tree nodes and table objects are far smaller.
+pub const MAX_PLAIN_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Chunk = 1,
+    Node = 2,
+    Table = 3,
+    Snapshot = 4,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Chunk => "chunk",
+            Kind::Node => "tree node",
+            Kind::Table => "table object",
+            Kind::Snapshot => "snapshot record",
+        }
+    }
+
+    /// The key folder of this kind in the store.
+    pub fn folder(self) -> &'static str {
+        match self {
+            Kind::Chunk => "chunks",
+            Kind::Node => "nodes",
+            Kind::Table => "tables",
+            Kind::Snapshot => "snapshots",
+        }
+    }
+
+    /// The store key of an object: snapshots sit flat, content objects under a two-hex-digit
+    /// fan-out folder so no directory grows past a few thousand entries per 1M objects.
+    pub fn key(self, id: &Digest) -> String {
+        let hex = id.to_hex();
+        match self {
+            Kind::Snapshot => format!("snapshots/{hex}"),
+            _ => format!("{}/{}/{hex}", self.folder(), &hex[..2]),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Compression {
+    None = 0,
+    Zstd = 1,
+}
+
+/// Wraps a plain payload into its stored envelope.
+pub fn seal(kind: Kind, plain: &[u8], zstd_level: Option<i32>) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(HEADER_LEN + plain.len() / 2);
+    out.extend_from_slice(MAGIC);
+    out.push(kind as u8);
+    out.push(ENVELOPE_VERSION);
+    match zstd_level {
+        Some(level) => {
+            out.push(Compression::Zstd as u8);
+            let compressed = zstd::bulk::compress(plain, level)
+                .map_err(|e| Error::io(format!("compressing a {}", kind.name()), e))?;
+            out.extend_from_slice(&compressed);
+        }
+        None => {
+            out.push(Compression::None as u8);
+            out.extend_from_slice(plain);
+        }
+    }
+    Ok(out)
+}
+
+/// Unwraps a stored envelope and checks that the plain payload hashes to `id`.
+pub fn open(kind: Kind, id: &Digest, stored: &[u8]) -> Result<Vec<u8>> {
+    let corrupt = |detail: String| Error::Corrupt { kind: kind.name(), id: id.to_hex(), detail };
+    if stored.len() < HEADER_LEN || &stored[..4] != MAGIC {
+        return Err(corrupt("the object header is missing or damaged".into()));
+    }
+    if stored[4] != kind as u8 {
+        return Err(corrupt(format!("kind byte is {}, expected {}", stored[4], kind as u8)));
+    }
+    if stored[5] != ENVELOPE_VERSION {
+        return Err(corrupt(format!(
+            "envelope version {} is not supported by this d1snap (supports {ENVELOPE_VERSION}); upgrade d1snap",
+            stored[5]
+        )));
+    }
+    let body = &stored[HEADER_LEN..];
+    let plain = match stored[6] {
+        0 => body.to_vec(),
+        1 => decompress(body).map_err(|e| corrupt(format!("zstd decompression failed: {e}")))?,
+        other => return Err(corrupt(format!("unknown compression byte {other}"))),
+    };
+    let actual = Digest::of(&plain);
+    if actual != *id {
+        return Err(corrupt(format!("content hashes to {actual}")));
+    }
+    Ok(plain)
+}
+
+fn decompress(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut decoder = zstd::stream::read::Decoder::new(body)?;
+    let mut plain = Vec::new();
+    let read = (&mut decoder).take(MAX_PLAIN_BYTES as u64 + 1).read_to_end(&mut plain)?;
+    if read > MAX_PLAIN_BYTES {
+        return Err(std::io::Error::other("payload exceeds the maximum object size"));
+    }
+    Ok(plain)
+}
+
+/// Serializes a structured object with postcard.
+pub fn to_plain<T: Serialize>(kind: Kind, value: &T) -> Result<Vec<u8>> {
+    postcard::to_stdvec(value).map_err(|e| Error::Invalid(format!("cannot serialize a {}: {e}", kind.name())))
+}
+
+/// Deserializes a structured object; any trailing byte counts as corruption.
+pub fn from_plain<T: DeserializeOwned>(kind: Kind, id: &Digest, plain: &[u8]) -> Result<T> {
+    let (value, rest) = postcard::take_from_bytes(plain)
+        .map_err(|e| Error::Corrupt { kind: kind.name(), id: id.to_hex(), detail: format!("cannot decode: {e}") })?;
+    if !rest.is_empty() {
+        return Err(Error::Corrupt { kind: kind.name(), id: id.to_hex(), detail: format!("{} trailing bytes", rest.len()) });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_round_trip() {
+        let plain = b"rows rows rows rows".repeat(50);
+        let id = Digest::of(&plain);
+        let stored = seal(Kind::Chunk, &plain, Some(3)).unwrap();
+        assert_eq!(open(Kind::Chunk, &id, &stored).unwrap(), plain);
+    }
+
+    #[test]
+    fn flipped_byte_is_corrupt() {
+        let plain = b"some plain payload".to_vec();
+        let id = Digest::of(&plain);
+        let mut stored = seal(Kind::Chunk, &plain, None).unwrap();
+        let last = stored.len() - 1;
+        stored[last] ^= 0x01;
+        assert!(matches!(open(Kind::Chunk, &id, &stored), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn wrong_kind_is_corrupt() {
+        let plain = b"x".to_vec();
+        let id = Digest::of(&plain);
+        let stored = seal(Kind::Node, &plain, None).unwrap();
+        assert!(matches!(open(Kind::Chunk, &id, &stored), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn chunk_key_uses_fan_out_folder() {
+        let id = Digest([0xab; 32]);
+        assert!(Kind::Chunk.key(&id).starts_with("chunks/ab/abab"));
+    }
+}

@@ -1,0 +1,248 @@
+//! A repository: a store plus its configuration, with typed access to every object kind.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+use crate::id::{ChunkId, Digest, NodeId, SnapshotId, TableId};
+use crate::object::config::{CONFIG_KEY, FORMAT_NAME, FORMAT_VERSION, RepoConfig};
+use crate::object::snapshot::SnapshotRecord;
+use crate::object::table::TableObject;
+use crate::object::tree::IndexNode;
+use crate::object::{self, Kind};
+use crate::store::{Store, StoreError};
+
+#[derive(Clone, Debug)]
+pub struct Repository {
+    store: Arc<dyn Store>,
+    config: RepoConfig,
+}
+
+/// Result of storing a content-addressed object.
+#[derive(Clone, Copy, Debug)]
+pub struct Stored {
+    pub id: Digest,
+    /// False when the object was already in the repository (deduplicated).
+    pub new: bool,
+    /// Bytes written to the store; 0 when deduplicated.
+    pub stored_bytes: u64,
+}
+
+impl Repository {
+    /// Opens an existing repository.
+    pub fn open(store: Arc<dyn Store>) -> Result<Repository> {
+        let bytes = match store.get(CONFIG_KEY) {
+            Ok(bytes) => bytes,
+            Err(StoreError::NotFound { .. }) => {
+                return Err(StoreError::NoRepository {
+                    location: store.location(),
+                    hint: "it has no config object; take a snapshot first, or check --repo / D1SNAP_REPO".into(),
+                }
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let config: RepoConfig = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+            kind: "repository config",
+            id: CONFIG_KEY.into(),
+            detail: format!("invalid JSON: {e}"),
+        })?;
+        if config.format != FORMAT_NAME || config.version != FORMAT_VERSION {
+            return Err(Error::Invalid(format!(
+                "repository {} has format {:?} version {}, this d1snap reads {FORMAT_NAME:?} version {FORMAT_VERSION}; use a matching d1snap",
+                store.location(),
+                config.format,
+                config.version
+            )));
+        }
+        Ok(Repository { store, config })
+    }
+
+    /// Opens the repository, creating it with a default configuration when the location holds
+    /// none. Called by `snapshot` only after its source has opened, so bad input never
+    /// creates a repository.
+    pub fn open_or_create(store: Arc<dyn Store>) -> Result<Repository> {
+        match store.exists(CONFIG_KEY)? {
+            true => Repository::open(store),
+            false => {
+                let seed = format!(
+                    "{:?} {} {:?}",
+                    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default(),
+                    std::process::id(),
+                    std::thread::current().id()
+                );
+                let config = RepoConfig::new(Digest::of(seed.as_bytes()).to_hex());
+                let json = serde_json::to_vec_pretty(&config).expect("config serializes");
+                store.put(CONFIG_KEY, &json)?;
+                store.flush()?;
+                Ok(Repository { store, config })
+            }
+        }
+    }
+
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn location(&self) -> String {
+        self.store.location()
+    }
+
+    /// Seals and stores a content-addressed object unless an object with that id exists.
+    pub fn put_object(&self, kind: Kind, id: Digest, plain: &[u8]) -> Result<Stored> {
+        let key = kind.key(&id);
+        if self.store.exists(&key)? {
+            return Ok(Stored { id, new: false, stored_bytes: 0 });
+        }
+        let sealed = object::seal(kind, plain, Some(self.config.compression.level))?;
+        self.store.put(&key, &sealed)?;
+        Ok(Stored { id, new: true, stored_bytes: sealed.len() as u64 })
+    }
+
+    /// Reads an object and checks its hash; `referenced_by` names the referrer in errors.
+    pub fn get_object(&self, kind: Kind, id: &Digest, referenced_by: &str) -> Result<Vec<u8>> {
+        let stored = match self.store.get(&kind.key(id)) {
+            Ok(stored) => stored,
+            Err(StoreError::NotFound { .. }) => {
+                return Err(Error::Missing { kind: kind.name(), id: id.to_hex(), referenced_by: referenced_by.into() });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        object::open(kind, id, &stored)
+    }
+
+    pub fn has_object(&self, kind: Kind, id: &Digest) -> Result<bool> {
+        Ok(self.store.exists(&kind.key(id))?)
+    }
+
+    pub fn get_chunk(&self, id: &ChunkId, referenced_by: &str) -> Result<Vec<u8>> {
+        self.get_object(Kind::Chunk, &id.0, referenced_by)
+    }
+
+    pub fn get_node(&self, id: &NodeId, referenced_by: &str) -> Result<IndexNode> {
+        let plain = self.get_object(Kind::Node, &id.0, referenced_by)?;
+        object::from_plain(Kind::Node, &id.0, &plain)
+    }
+
+    pub fn get_table(&self, id: &TableId, referenced_by: &str) -> Result<TableObject> {
+        let plain = self.get_object(Kind::Table, &id.0, referenced_by)?;
+        object::from_plain(Kind::Table, &id.0, &plain)
+    }
+
+    pub fn get_snapshot(&self, id: &SnapshotId) -> Result<SnapshotRecord> {
+        let plain = self.get_object(Kind::Snapshot, &id.0, "the snapshot list")?;
+        object::from_plain(Kind::Snapshot, &id.0, &plain)
+    }
+
+    /// Stores a snapshot record after making every earlier write durable, so the record
+    /// never becomes visible before the objects it names.
+    pub fn put_snapshot(&self, record: &SnapshotRecord) -> Result<(SnapshotId, u64)> {
+        let plain = object::to_plain(Kind::Snapshot, record)?;
+        let id = Digest::of(&plain);
+        self.store.flush()?;
+        let stored = self.put_object(Kind::Snapshot, id, &plain)?;
+        self.store.flush()?;
+        Ok((SnapshotId(id), stored.stored_bytes))
+    }
+
+    /// Ids of every snapshot record, from the store listing; records are not read.
+    pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
+        let mut ids = Vec::new();
+        for key in self.store.list("snapshots/")? {
+            let name = key.rsplit('/').next().unwrap_or_default();
+            match name.parse::<Digest>() {
+                Ok(id) => ids.push(SnapshotId(id)),
+                Err(_) => tracing::warn!(key, "ignoring a key in snapshots/ that is not a snapshot id"),
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Every snapshot record, oldest first. Unreadable records are returned as errors beside
+    /// the good ones so one damaged record does not hide the rest.
+    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Result<SnapshotRecord>)>> {
+        let mut out: Vec<(SnapshotId, Result<SnapshotRecord>)> =
+            self.snapshot_ids()?.into_iter().map(|id| (id, self.get_snapshot(&id))).collect();
+        out.sort_by_key(|(id, record)| (record.as_ref().map(|r| r.time_ms).unwrap_or(i64::MIN), *id));
+        Ok(out)
+    }
+}
+
+impl Repository {
+    /// Finds a snapshot by `latest`, a full id or a unique id prefix of at least 4 hex
+    /// digits, or a label (the most recent snapshot carrying it).
+    pub fn resolve_snapshot(&self, name: &str) -> Result<(SnapshotId, SnapshotRecord)> {
+        let not_found = |hint: &str| Error::SnapshotNotFound { name: name.to_string(), hint: hint.to_string() };
+        let ids = self.snapshot_ids()?;
+        if ids.is_empty() {
+            return Err(not_found("the repository has no snapshots yet; take one with `d1snap snapshot SOURCE`"));
+        }
+        if name == "latest" {
+            let mut best: Option<(i64, SnapshotId, SnapshotRecord)> = None;
+            for (id, record) in self.snapshots()? {
+                let record = record?;
+                if best.as_ref().is_none_or(|(time, _, _)| record.time_ms >= *time) {
+                    best = Some((record.time_ms, id, record));
+                }
+            }
+            let (_, id, record) = best.expect("at least one snapshot");
+            return Ok((id, record));
+        }
+        let lower = name.to_ascii_lowercase();
+        if lower.len() >= 4 && lower.chars().all(|c| c.is_ascii_hexdigit()) {
+            let matches: Vec<SnapshotId> = ids.iter().copied().filter(|id| id.to_hex().starts_with(&lower)).collect();
+            match matches.len() {
+                1 => return Ok((matches[0], self.get_snapshot(&matches[0])?)),
+                0 => {}
+                n => {
+                    return Err(Error::Invalid(format!(
+                        "snapshot id prefix {name:?} matches {n} snapshots; give more digits"
+                    )));
+                }
+            }
+        }
+        let mut best: Option<(i64, SnapshotId, SnapshotRecord)> = None;
+        for (id, record) in self.snapshots()? {
+            let Ok(record) = record else { continue };
+            if record.labels.iter().any(|l| l == name) && best.as_ref().is_none_or(|(time, _, _)| record.time_ms >= *time) {
+                best = Some((record.time_ms, id, record));
+            }
+        }
+        best.map(|(_, id, record)| (id, record))
+            .ok_or_else(|| not_found("it is not `latest`, an id prefix or a label; `d1snap list` shows the snapshots"))
+    }
+
+    /// Calls `visit` for every chunk of a table's tree, in row order, checking each node's
+    /// hash and level on the way. `table` names the table in errors.
+    pub fn for_each_chunk(
+        &self,
+        tree: &crate::object::tree::TreeRef,
+        table: &str,
+        visit: &mut dyn FnMut(&crate::object::tree::NodeEntry) -> Result<()>,
+    ) -> Result<()> {
+        let referenced_by = format!("table {table:?}");
+        let mut stack: Vec<(NodeId, u8)> = vec![(tree.root, tree.height)];
+        while let Some((id, expected_level)) = stack.pop() {
+            let node = self.get_node(&id, &referenced_by)?;
+            if node.level != expected_level {
+                return Err(Error::Corrupt {
+                    kind: Kind::Node.name(),
+                    id: id.to_hex(),
+                    detail: format!("level {} where {expected_level} was expected", node.level),
+                });
+            }
+            if node.level == 0 {
+                for entry in &node.entries {
+                    visit(entry)?;
+                }
+            } else {
+                stack.extend(node.entries.iter().rev().map(|e| (NodeId(e.id), node.level - 1)));
+            }
+        }
+        Ok(())
+    }
+}

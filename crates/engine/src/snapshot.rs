@@ -1,0 +1,141 @@
+//! Taking a snapshot: scan the source into the repository, then write the record last.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::id::{Digest, SnapshotId};
+use crate::object::snapshot::{SNAPSHOT_VERSION, SnapshotRecord, SnapshotStats, TableSummary};
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::scan::{ScanParams, scan_database};
+use crate::source::OpenedSource;
+
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotOptions {
+    pub labels: Vec<String>,
+    /// Worker threads for hashing and compression; 0 picks one per core.
+    pub workers: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SnapshotReport {
+    pub id: SnapshotId,
+    pub root: Digest,
+    pub time_ms: i64,
+    pub labels: Vec<String>,
+    pub source: String,
+    pub lossy_source: bool,
+    pub parent: Option<SnapshotId>,
+    pub tables: usize,
+    pub rows: u64,
+    /// Plain encoded bytes of every row read.
+    pub bytes_read: u64,
+    /// Size of the source files (database and WAL, or dump).
+    pub source_file_bytes: u64,
+    pub chunks: u64,
+    pub new_chunks: u64,
+    /// Stored bytes added to the repository, including the snapshot record.
+    pub new_bytes: u64,
+    /// `bytes_read / new_bytes`: how many bytes of data each newly stored byte represents,
+    /// from compression and deduplication together.
+    pub dedup_ratio: f64,
+    pub duration_ms: u64,
+    pub warnings: Vec<String>,
+}
+
+/// Checks a label: non-empty, at most 200 bytes, no control characters.
+pub fn validate_label(label: &str) -> Result<()> {
+    if label.trim().is_empty() || label.len() > 200 || label.chars().any(char::is_control) {
+        return Err(Error::Invalid(format!(
+            "invalid label {label:?}: a label is 1 to 200 bytes of text without control characters"
+        )));
+    }
+    Ok(())
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Scans `source` into `repo` and writes the snapshot record once every object it names is
+/// stored and flushed.
+pub fn take_snapshot(
+    repo: &Repository,
+    source: &OpenedSource,
+    options: &SnapshotOptions,
+    progress: &dyn Progress,
+) -> Result<SnapshotReport> {
+    for label in &options.labels {
+        validate_label(label)?;
+    }
+    let started = Instant::now();
+    let time_ms = now_ms();
+    let catalog = source.catalog()?;
+    let workers = if options.workers == 0 { ScanParams::default_workers() } else { options.workers };
+    let params = ScanParams { chunker: repo.config().chunker, tree: repo.config().tree, sink: repo, progress, workers };
+    let scan = scan_database(&source.conn, &source.info.location, &catalog, &params)?;
+
+    let parent = latest_of_source(repo, &source.info.location)?;
+    let root = scan.content.root();
+    let tables: Vec<TableSummary> = scan
+        .tables
+        .iter()
+        .map(|(_, t)| TableSummary { name: t.name.clone(), rows: t.rows, bytes: t.bytes, chunks: t.chunks })
+        .collect();
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let mut record = SnapshotRecord {
+        version: SNAPSHOT_VERSION,
+        root,
+        content: scan.content,
+        time_ms,
+        labels: options.labels.clone(),
+        source: source.info.clone(),
+        parent,
+        tables,
+        stats: SnapshotStats {
+            rows: scan.stats.rows,
+            bytes_read: scan.stats.bytes_read,
+            chunks: scan.stats.chunks,
+            new_chunks: scan.stats.new_chunks,
+            new_bytes: scan.stats.new_bytes,
+            duration_ms,
+        },
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let (id, record_bytes) = repo.put_snapshot(&record)?;
+    record.stats.new_bytes += record_bytes;
+    let new_bytes = record.stats.new_bytes;
+    Ok(SnapshotReport {
+        id,
+        root,
+        time_ms,
+        labels: record.labels,
+        source: record.source.location,
+        lossy_source: record.source.lossy,
+        parent,
+        tables: record.tables.len(),
+        rows: record.stats.rows,
+        bytes_read: record.stats.bytes_read,
+        source_file_bytes: source.file_bytes,
+        chunks: record.stats.chunks,
+        new_chunks: record.stats.new_chunks,
+        new_bytes,
+        dedup_ratio: record.stats.bytes_read as f64 / new_bytes.max(1) as f64,
+        duration_ms: started.elapsed().as_millis() as u64,
+        warnings: source.warnings.clone(),
+    })
+}
+
+/// The most recent snapshot taken from the same source location, if any.
+fn latest_of_source(repo: &Repository, location: &str) -> Result<Option<SnapshotId>> {
+    let mut latest: Option<(i64, SnapshotId)> = None;
+    for (id, record) in repo.snapshots()? {
+        let Ok(record) = record else { continue };
+        if record.source.location == location && latest.is_none_or(|(time, _)| record.time_ms >= time) {
+            latest = Some((record.time_ms, id));
+        }
+    }
+    Ok(latest.map(|(_, id)| id))
+}

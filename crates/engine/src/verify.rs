@@ -1,0 +1,267 @@
+//! Verification: checks that snapshots are whole and, with `--read-data`, that every chunk
+//! still hashes to its id; or that a live source still matches a snapshot. Findings are
+//! returned as data for the caller to render.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::diff::{DatabaseView, diff_views};
+use crate::error::Error;
+use crate::id::{ChunkId, Digest, NodeId, SnapshotId, TableId};
+use crate::object::chunk::ChunkReader;
+use crate::object::table::TableObject;
+use crate::object::Kind;
+use crate::repo::Repository;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Data is damaged or missing, or the source no longer matches.
+    Error,
+    Warning,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    pub snapshot: Option<SnapshotId>,
+    pub table: Option<String>,
+    /// Object kind and id, such as `chunk 3fa2…`.
+    pub object: Option<String>,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VerifyReport {
+    pub snapshots: Vec<SnapshotId>,
+    pub read_data: bool,
+    pub tables_checked: u64,
+    pub nodes_checked: u64,
+    pub chunks_checked: u64,
+    /// Plain bytes of the chunks read (with `read_data`).
+    pub bytes_read: u64,
+    pub findings: Vec<Finding>,
+    pub duration_ms: u64,
+}
+
+impl VerifyReport {
+    pub fn is_clean(&self) -> bool {
+        !self.findings.iter().any(|f| f.severity == Severity::Error)
+    }
+}
+
+/// Checks every object each snapshot refers to. An object shared by several snapshots is
+/// checked once; a damaged one is reported for every table that refers to it.
+pub fn verify_snapshots(repo: &Repository, ids: &[SnapshotId], read_data: bool) -> VerifyReport {
+    let started = Instant::now();
+    let mut verifier = Verifier { repo, read_data, report: VerifyReport { read_data, ..Default::default() }, tables: HashMap::new(), nodes: HashMap::new(), chunks: HashMap::new() };
+    for id in ids {
+        verifier.snapshot(*id);
+    }
+    let mut report = verifier.report;
+    report.snapshots = ids.to_vec();
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report
+}
+
+struct Verifier<'a> {
+    repo: &'a Repository,
+    read_data: bool,
+    report: VerifyReport,
+    tables: HashMap<TableId, std::result::Result<TableObject, String>>,
+    nodes: HashMap<NodeId, Option<String>>,
+    chunks: HashMap<Digest, Option<String>>,
+}
+
+fn describe(error: &Error) -> (Option<String>, String) {
+    match error {
+        Error::Corrupt { kind, id, detail } => (Some(format!("{kind} {id}")), format!("corrupt: {detail}")),
+        Error::Missing { kind, id, .. } => (Some(format!("{kind} {id}")), "missing from the repository".to_string()),
+        other => (None, other.to_string()),
+    }
+}
+
+impl Verifier<'_> {
+    fn finding(&mut self, snapshot: SnapshotId, table: Option<&str>, object: Option<String>, message: String) {
+        self.report.findings.push(Finding {
+            severity: Severity::Error,
+            snapshot: Some(snapshot),
+            table: table.map(str::to_string),
+            object,
+            message,
+        });
+    }
+
+    fn snapshot(&mut self, id: SnapshotId) {
+        let record = match self.repo.get_snapshot(&id) {
+            Ok(record) => record,
+            Err(e) => {
+                let (object, message) = describe(&e);
+                self.finding(id, None, object.or(Some(format!("snapshot record {id}"))), message);
+                return;
+            }
+        };
+        let root = record.content.root();
+        if root != record.root {
+            self.finding(id, None, Some(format!("snapshot record {id}")), format!("root recomputes to {root}, the record says {}", record.root));
+        }
+        for entry in &record.content.tables {
+            self.table(id, &entry.name, entry.id);
+        }
+    }
+
+    fn table(&mut self, snapshot: SnapshotId, name: &str, table_id: TableId) {
+        self.report.tables_checked += 1;
+        let object = match self.tables.get(&table_id) {
+            Some(cached) => cached.clone(),
+            None => {
+                let loaded = self.repo.get_table(&table_id, &format!("snapshot {snapshot}")).map_err(|e| {
+                    let (object, message) = describe(&e);
+                    format!("{}: {message}", object.unwrap_or_default())
+                });
+                self.tables.insert(table_id, loaded.clone());
+                loaded
+            }
+        };
+        let object = match object {
+            Ok(object) => object,
+            Err(message) => {
+                self.finding(snapshot, Some(name), Some(format!("table object {table_id}")), message);
+                return;
+            }
+        };
+        if object.name != name {
+            self.finding(snapshot, Some(name), Some(format!("table object {table_id}")), format!("names table {:?}", object.name));
+        }
+        let Some(tree) = object.tree else {
+            if object.rows != 0 {
+                self.finding(snapshot, Some(name), Some(format!("table object {table_id}")), format!("has no tree but {} rows", object.rows));
+            }
+            return;
+        };
+        let (mut rows, mut chunks) = (0u64, 0u64);
+        let mut stack = vec![(tree.root, tree.height)];
+        while let Some((node_id, level)) = stack.pop() {
+            let node = match self.repo.get_node(&node_id, &format!("table {name:?}")) {
+                Ok(node) => {
+                    self.report.nodes_checked += u64::from(self.nodes.insert(node_id, None).is_none());
+                    node
+                }
+                Err(e) => {
+                    let (object, message) = describe(&e);
+                    self.finding(snapshot, Some(name), object, message);
+                    continue;
+                }
+            };
+            if node.level != level {
+                self.finding(snapshot, Some(name), Some(format!("tree node {node_id}")), format!("has level {}, expected {level}", node.level));
+                continue;
+            }
+            if level > 0 {
+                stack.extend(node.entries.iter().rev().map(|e| (NodeId(e.id), level - 1)));
+                continue;
+            }
+            for entry in &node.entries {
+                rows += entry.rows;
+                chunks += 1;
+                if let Some(message) = self.chunk(&object, entry) {
+                    self.finding(snapshot, Some(name), Some(format!("chunk {}", entry.id)), message);
+                }
+            }
+        }
+        if rows != object.rows || chunks != object.chunks {
+            self.finding(
+                snapshot,
+                Some(name),
+                Some(format!("table object {table_id}")),
+                format!("its tree holds {rows} rows in {chunks} chunks, the table object says {} rows in {} chunks", object.rows, object.chunks),
+            );
+        }
+    }
+
+    /// Checks one chunk, returning what is wrong with it.
+    fn chunk(&mut self, table: &TableObject, entry: &crate::object::tree::NodeEntry) -> Option<String> {
+        if let Some(cached) = self.chunks.get(&entry.id) {
+            return cached.clone();
+        }
+        self.report.chunks_checked += 1;
+        let problem = if self.read_data {
+            match self.repo.get_chunk(&ChunkId(entry.id), &format!("table {:?}", table.name)) {
+                Ok(plain) => {
+                    self.report.bytes_read += plain.len() as u64;
+                    check_chunk_rows(table, &plain, entry.rows)
+                }
+                Err(e) => Some(describe(&e).1),
+            }
+        } else {
+            match self.repo.has_object(Kind::Chunk, &entry.id) {
+                Ok(true) => None,
+                Ok(false) => Some("missing from the repository".to_string()),
+                Err(e) => Some(e.to_string()),
+            }
+        };
+        self.chunks.insert(entry.id, problem.clone());
+        problem
+    }
+}
+
+/// Decodes every row of a chunk and checks the count against its tree entry.
+fn check_chunk_rows(table: &TableObject, plain: &[u8], expected_rows: u64) -> Option<String> {
+    let defaults = table.trailing_defaults();
+    let mut reader = match ChunkReader::new(plain, table.has_rowid(), &defaults) {
+        Ok(reader) => reader,
+        Err(e) => return Some(format!("does not decode: {e}")),
+    };
+    let mut values = Vec::new();
+    let mut rows = 0u64;
+    loop {
+        match reader.next_row(&mut values) {
+            Ok(Some(_)) => rows += 1,
+            Ok(None) => break,
+            Err(e) => return Some(format!("does not decode after {rows} rows: {e}")),
+        }
+    }
+    (rows != expected_rows).then(|| format!("holds {rows} rows, its tree entry says {expected_rows}"))
+}
+
+/// Compares a live source with a snapshot: one finding per table, schema object or header
+/// value that differs.
+pub fn verify_against(snapshot_id: SnapshotId, snapshot: &DatabaseView, live: &DatabaseView) -> VerifyReport {
+    let started = Instant::now();
+    let diff = diff_views(snapshot, live);
+    let mut report = VerifyReport { snapshots: vec![snapshot_id], tables_checked: snapshot.tables.len() as u64, ..Default::default() };
+    for table in diff.tables.iter().filter(|t| t.change != crate::diff::Change::Unchanged) {
+        report.findings.push(Finding {
+            severity: Severity::Error,
+            snapshot: Some(snapshot_id),
+            table: Some(table.name.clone()),
+            object: None,
+            message: format!("{} in {} ({})", table.change.verb(), live.label, table.describe_rows()),
+        });
+    }
+    for object in &diff.schema {
+        report.findings.push(Finding {
+            severity: Severity::Error,
+            snapshot: Some(snapshot_id),
+            table: None,
+            object: Some(format!("{} {}", object.kind, object.name)),
+            message: format!("{} in {}", object.change.verb(), live.label),
+        });
+    }
+    for change in &diff.header {
+        report.findings.push(Finding { severity: Severity::Error, snapshot: Some(snapshot_id), table: None, object: None, message: change.clone() });
+    }
+    if diff.root_a != diff.root_b && report.findings.is_empty() {
+        report.findings.push(Finding {
+            severity: Severity::Error,
+            snapshot: Some(snapshot_id),
+            table: None,
+            object: None,
+            message: format!("root differs: snapshot {}, {} {}", diff.root_a, live.label, diff.root_b),
+        });
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report
+}

@@ -1,0 +1,136 @@
+//! Command-line definitions. Every flag is defined once here and drives `--help`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "d1snap", version, about = "Cheap, verifiable snapshots of Cloudflare D1 and SQLite databases, restored exactly")]
+pub struct Cli {
+    /// Repository directory. Defaults to $XDG_DATA_HOME/d1snap/repository
+    /// (~/.local/share/d1snap/repository), created by the first snapshot.
+    #[arg(long, global = true, env = "D1SNAP_REPO", value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+
+    /// Print one JSON object on stdout instead of text (shapes in docs/commands.md).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Log detail on stderr: -v for debug, -vv for trace.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Take a snapshot of a SQLite file, a wrangler project's local D1 database or a SQL dump.
+    Snapshot(SnapshotArgs),
+    /// List the snapshots in the repository, oldest first.
+    #[command(visible_alias = "snapshots")]
+    List,
+    /// Show one snapshot: its tables, row counts, roots and sizes.
+    Show(ShowArgs),
+    /// Check that snapshots are complete and undamaged, or that a source still matches one.
+    Verify(VerifyArgs),
+    /// Compare two snapshots, or a snapshot with a live source, table by table.
+    Diff(DiffArgs),
+    /// Restore a snapshot, or some of its tables, to a new SQLite file.
+    Restore(RestoreArgs),
+}
+
+/// A wrangler project's local D1 database.
+#[derive(Debug, Args, Clone)]
+pub struct WranglerArgs {
+    /// Read the local D1 database of the wrangler project in DIR (default: the current
+    /// directory), found through wrangler.json, wrangler.jsonc or wrangler.toml.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = ".")]
+    pub wrangler: Option<PathBuf>,
+
+    /// D1 database binding or database_name in the wrangler config; needed when the project
+    /// declares more than one.
+    #[arg(long, value_name = "NAME_OR_BINDING", requires = "wrangler")]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// SQLite database file or `wrangler d1 export` SQL dump.
+    #[arg(value_name = "SOURCE", required_unless_present = "wrangler", conflicts_with = "wrangler")]
+    pub source: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub wrangler: WranglerArgs,
+
+    /// Label for the snapshot, such as the migration about to run; repeatable.
+    #[arg(long = "label", value_name = "TEXT")]
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Snapshot: `latest`, an id prefix of at least 4 hex digits, or a label.
+    pub snapshot: String,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Snapshot to verify (default: latest): `latest`, an id prefix or a label.
+    #[arg(conflicts_with = "all")]
+    pub snapshot: Option<String>,
+
+    /// Verify every snapshot in the repository.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Also read every chunk, decompress it, re-hash it and decode its rows.
+    #[arg(long)]
+    pub read_data: bool,
+
+    /// Scan this live SQLite file or SQL dump and compare its roots with the snapshot.
+    #[arg(long, value_name = "SOURCE", conflicts_with_all = ["all", "read_data"])]
+    pub against: Option<PathBuf>,
+
+    /// Compare with a wrangler project's local D1 database instead of a file.
+    #[arg(long = "against-wrangler", value_name = "DIR", num_args = 0..=1, default_missing_value = ".", conflicts_with_all = ["all", "read_data", "against"])]
+    pub against_wrangler: Option<PathBuf>,
+
+    /// D1 database binding or name for --against-wrangler.
+    #[arg(long, value_name = "NAME_OR_BINDING", requires = "against_wrangler")]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier side: a snapshot name (`latest`, id prefix or label).
+    pub a: String,
+
+    /// The later side: a snapshot name, or the path of a live SQLite file or SQL dump.
+    #[arg(required_unless_present = "wrangler", conflicts_with = "wrangler")]
+    pub b: Option<String>,
+
+    /// Use a wrangler project's local D1 database as the later side.
+    #[command(flatten)]
+    pub wrangler: WranglerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot to restore: `latest`, an id prefix or a label.
+    pub snapshot: String,
+
+    /// Path of the SQLite file to create.
+    #[arg(long, value_name = "FILE")]
+    pub to: PathBuf,
+
+    /// Restore only this table (and its indexes and triggers); repeatable. Naming a virtual
+    /// table restores its shadow tables with it.
+    #[arg(long = "table", value_name = "NAME")]
+    pub tables: Vec<String>,
+
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+}

@@ -1,0 +1,78 @@
+use anyhow::Result;
+use d1snap_engine::diff::DatabaseView;
+use d1snap_engine::progress::NoProgress;
+use d1snap_engine::scan::scan_hash_only;
+use d1snap_engine::source::{OpenedSource, SourceSpec};
+use d1snap_engine::verify::{Severity, VerifyReport, verify_against, verify_snapshots};
+
+use super::{Context, print_warnings};
+use crate::cli::VerifyArgs;
+use crate::exit;
+use crate::render;
+
+pub fn run(context: &Context, args: &VerifyArgs) -> Result<u8> {
+    let repo = context.open_repo()?;
+    let against = match (&args.against, &args.against_wrangler) {
+        (Some(path), _) => Some(SourceSpec::Path(path.clone())),
+        (None, Some(project)) => Some(SourceSpec::Wrangler { project: project.clone(), database: args.database.clone() }),
+        (None, None) => None,
+    };
+    let report = if let Some(spec) = against {
+        let name = args.snapshot.as_deref().unwrap_or("latest");
+        let (id, record) = repo.resolve_snapshot(name)?;
+        let source = OpenedSource::open(&spec)?;
+        print_warnings(&source.warnings);
+        let scan = scan_hash_only(&source, repo.config(), &NoProgress)?;
+        let live = DatabaseView::from_scan(source.info.location.clone(), &scan);
+        let snapshot = DatabaseView::from_snapshot(format!("snapshot {}", render::short(&id.to_hex())), &record);
+        verify_against(id, &snapshot, &live)
+    } else {
+        let ids = if args.all {
+            repo.snapshot_ids()?
+        } else {
+            vec![repo.resolve_snapshot(args.snapshot.as_deref().unwrap_or("latest"))?.0]
+        };
+        verify_snapshots(&repo, &ids, args.read_data)
+    };
+    print_report(context, &report);
+    Ok(if report.is_clean() { exit::OK } else { exit::INTEGRITY })
+}
+
+fn print_report(context: &Context, report: &VerifyReport) {
+    if context.json {
+        render::json(report);
+        return;
+    }
+    for finding in &report.findings {
+        let level = match finding.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let mut place = Vec::new();
+        if let Some(snapshot) = &finding.snapshot {
+            place.push(format!("snapshot {}", render::short(&snapshot.to_hex())));
+        }
+        if let Some(table) = &finding.table {
+            place.push(format!("table {table:?}"));
+        }
+        if let Some(object) = &finding.object {
+            place.push(object.clone());
+        }
+        println!("{level}: {}: {}", place.join(", "), finding.message);
+    }
+    let data = if report.read_data { format!(", {} of chunk data read and re-hashed", render::bytes(report.bytes_read)) } else { String::new() };
+    println!(
+        "checked {} snapshot(s): {} tables, {} tree nodes, {} chunks{data} in {}",
+        report.snapshots.len(),
+        report.tables_checked,
+        report.nodes_checked,
+        report.chunks_checked,
+        render::duration_ms(report.duration_ms)
+    );
+    let errors = report.findings.iter().filter(|f| f.severity == Severity::Error).count();
+    if errors == 0 {
+        println!("no problems found");
+    } else {
+        println!("{errors} problem(s) found");
+    }
+}

@@ -1,0 +1,57 @@
+//! The d1snap command-line tool: parses arguments, calls the engine and renders its reports.
+
+mod cli;
+mod commands;
+mod progress;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+/// Exit codes, documented in docs/commands.md.
+pub mod exit {
+    /// The command did what was asked.
+    pub const OK: u8 = 0;
+    /// The command failed: invalid input, I/O error, missing snapshot.
+    pub const FAILURE: u8 = 1;
+    // clap exits with 2 on a usage error.
+    /// Damaged or missing repository data was found, or a source differs from its snapshot.
+    pub const INTEGRITY: u8 = 3;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let context = commands::Context::new(cli.repo.clone(), cli.json);
+    let result = match &cli.command {
+        Command::Snapshot(args) => commands::snapshot::run(&context, args),
+        Command::List => commands::list::run(&context),
+        Command::Show(args) => commands::show::run(&context, args),
+        Command::Verify(args) => commands::verify::run(&context, args),
+        Command::Diff(args) => commands::diff::run(&context, args),
+        Command::Restore(args) => commands::restore::run(&context, args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            let integrity = error
+                .chain()
+                .any(|cause| cause.downcast_ref::<d1snap_engine::Error>().is_some_and(|e| e.is_integrity()));
+            render::error(&error, cli.json);
+            ExitCode::from(if integrity { exit::INTEGRITY } else { exit::FAILURE })
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("D1SNAP_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

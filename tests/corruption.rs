@@ -1,0 +1,151 @@
+//! Damage to each kind of stored object is caught by verify and stops a restore.
+
+use std::path::{Path, PathBuf};
+
+use crate::util::Workspace;
+
+struct Damaged {
+    ws: Workspace,
+    id: String,
+}
+
+/// A snapshot of a small database with two tables, so damage to one can be told from the other.
+fn snapshot_two_tables() -> Damaged {
+    let ws = Workspace::new();
+    let db = ws.path("two.sqlite");
+    let conn = crate::util::open(&db);
+    conn.execute_batch(
+        "CREATE TABLE alpha(id INTEGER PRIMARY KEY, v TEXT);
+         CREATE TABLE beta(id INTEGER PRIMARY KEY, v TEXT);
+         INSERT INTO alpha(v) VALUES ('one'), ('two');
+         INSERT INTO beta(v) VALUES ('three'), ('four'), ('five');",
+    )
+    .unwrap();
+    drop(conn);
+    let report = ws.snapshot(&db);
+    let id = report["id"].as_str().unwrap().to_string();
+    Damaged { ws, id }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() { pending.push(path) } else { out.push(path) }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn flip_last_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn assert_verify_fails(ws: &Workspace, id: &str, needle: &str) -> String {
+    let output = ws.run(&["verify", id, "--read-data"]);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(3), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains(needle) || stderr.contains(needle), "expected {needle:?} in\n{stdout}\n{stderr}");
+    stdout
+}
+
+fn assert_restore_fails(ws: &Workspace, id: &str, table: Option<&str>) {
+    let target = ws.path("restored.sqlite");
+    let mut args = vec!["restore", id, "--to", target.to_str().unwrap()];
+    if let Some(table) = table {
+        args.extend(["--table", table]);
+    }
+    let output = ws.run(&args);
+    assert_eq!(output.status.code(), Some(3), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(!target.exists(), "a partial restore file was left behind");
+    let leftovers: Vec<_> = std::fs::read_dir(ws.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".d1snap-restore-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn flipped_chunk_byte_is_reported_and_stops_restore() {
+    let Damaged { ws, id } = snapshot_two_tables();
+    let chunks = files_under(&ws.repo().join("chunks"));
+    assert_eq!(chunks.len(), 2);
+    for chunk in &chunks {
+        flip_last_byte(chunk);
+    }
+    let out = assert_verify_fails(&ws, &id, "chunk");
+    assert!(out.contains("table \"alpha\"") && out.contains("table \"beta\""), "{out}");
+    assert_restore_fails(&ws, &id, Some("beta"));
+}
+
+#[test]
+fn damaged_chunk_of_one_table_leaves_other_restorable() {
+    let Damaged { ws, id } = snapshot_two_tables();
+    // Restore beta alone to learn which chunk it reads: the other one belongs to alpha.
+    let chunks = files_under(&ws.repo().join("chunks"));
+    let moved = ws.path("moved-chunk");
+    std::fs::rename(&chunks[0], &moved).unwrap();
+    let probe = ws.run(&["restore", &id, "--table", "beta", "--to", ws.path("probe.sqlite").to_str().unwrap()]);
+    std::fs::rename(&moved, &chunks[0]).unwrap();
+    let (beta_chunk, alpha_chunk) = if probe.status.success() { (&chunks[1], &chunks[0]) } else { (&chunks[0], &chunks[1]) };
+    let _ = std::fs::remove_file(ws.path("probe.sqlite"));
+
+    flip_last_byte(beta_chunk);
+    let out = assert_verify_fails(&ws, &id, "table \"beta\"");
+    assert!(!out.contains("table \"alpha\""), "{out}");
+    assert_restore_fails(&ws, &id, Some("beta"));
+    let alpha = ws.path("alpha.sqlite");
+    ws.ok(&["restore", &id, "--table", "alpha", "--to", alpha.to_str().unwrap()]);
+    assert!(alpha_chunk.exists());
+}
+
+#[test]
+fn deleted_chunk_is_reported_missing() {
+    let Damaged { ws, id } = snapshot_two_tables();
+    let chunk = files_under(&ws.repo().join("chunks")).remove(0);
+    std::fs::remove_file(&chunk).unwrap();
+    assert_verify_fails(&ws, &id, "missing");
+    // Structure-only verify also notices a missing chunk.
+    let output = ws.run(&["verify", &id]);
+    assert_eq!(output.status.code(), Some(3));
+    assert_restore_fails(&ws, &id, None);
+}
+
+#[test]
+fn flipped_table_object_byte_is_reported() {
+    let Damaged { ws, id } = snapshot_two_tables();
+    for table in files_under(&ws.repo().join("tables")) {
+        flip_last_byte(&table);
+    }
+    assert_verify_fails(&ws, &id, "table object");
+    assert_restore_fails(&ws, &id, Some("alpha"));
+}
+
+#[test]
+fn flipped_snapshot_record_byte_is_reported() {
+    let Damaged { ws, id } = snapshot_two_tables();
+    let record = ws.repo().join("snapshots").join(&id);
+    flip_last_byte(&record);
+    assert_verify_fails(&ws, &id, "snapshot record");
+    let list = ws.run(&["list"]);
+    assert_eq!(list.status.code(), Some(3));
+    assert_restore_fails(&ws, &id, None);
+}
+
+#[test]
+fn flipped_tree_node_byte_is_reported() {
+    let Damaged { ws, id } = snapshot_two_tables();
+    for node in files_under(&ws.repo().join("nodes")) {
+        flip_last_byte(&node);
+    }
+    assert_verify_fails(&ws, &id, "tree node");
+    assert_restore_fails(&ws, &id, None);
+}

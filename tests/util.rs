@@ -1,0 +1,210 @@
+//! Helpers: a temporary workspace with its own repository, running the binary, and an exact
+//! comparison of two databases.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rusqlite::Connection;
+use rusqlite::types::ValueRef;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_d1snap");
+
+/// A temporary directory with a repository path inside it. Every run clears the variables
+/// that could point d1snap at the caller's real repository.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        Workspace { dir: tempfile::tempdir().expect("temporary directory") }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn repo(&self) -> PathBuf {
+        self.path("repo")
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env_remove("D1SNAP_REPO")
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("D1SNAP_LOG")
+            .env("HOME", self.dir.path())
+            .env("D1SNAP_REPO", self.repo())
+            .output()
+            .expect("run d1snap")
+    }
+
+    /// Runs a command that must succeed and returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "d1snap {args:?} failed with {:?}\nstdout: {}\nstderr: {}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs a command with `--json` that must succeed and parses its output.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut with_json = vec!["--json"];
+        with_json.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&with_json)).expect("JSON output")
+    }
+
+    /// Takes a snapshot and returns its JSON report.
+    pub fn snapshot(&self, source: &Path) -> serde_json::Value {
+        self.json(&["snapshot", source.to_str().unwrap()])
+    }
+
+    /// Copies a file or directory tree from tests/data into the workspace, writable.
+    pub fn copy_data(&self, relative: &str) -> PathBuf {
+        let from = data_dir().join(relative);
+        let to = self.path(Path::new(relative).file_name().unwrap().to_str().unwrap());
+        copy_tree(&from, &to);
+        to
+    }
+}
+
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        std::fs::copy(from, to).unwrap();
+        let mut permissions = std::fs::metadata(to).unwrap().permissions();
+        #[expect(clippy::permissions_set_readonly_false, reason = "test copies must be writable")]
+        permissions.set_readonly(false);
+        std::fs::set_permissions(to, permissions).unwrap();
+    }
+}
+
+/// A value with its exact storage class and bits (REAL compared by bits, TEXT as bytes).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exact {
+    Null,
+    Integer(i64),
+    Real(u64),
+    Text(Vec<u8>),
+    Blob(Vec<u8>),
+}
+
+impl From<ValueRef<'_>> for Exact {
+    fn from(value: ValueRef<'_>) -> Exact {
+        match value {
+            ValueRef::Null => Exact::Null,
+            ValueRef::Integer(i) => Exact::Integer(i),
+            ValueRef::Real(r) => Exact::Real(r.to_bits()),
+            ValueRef::Text(t) => Exact::Text(t.to_vec()),
+            ValueRef::Blob(b) => Exact::Blob(b.to_vec()),
+        }
+    }
+}
+
+pub fn open(path: &Path) -> Connection {
+    Connection::open(path).expect("open database")
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Every row of a table, with its rowid for rowid tables, sorted.
+pub fn table_rows(conn: &Connection, table: &str) -> Vec<Vec<Exact>> {
+    let without_rowid: bool = conn
+        .query_row("SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1", [table], |r| r.get(0))
+        .unwrap();
+    let sql = if without_rowid {
+        format!("SELECT * FROM {}", quote(table))
+    } else {
+        format!("SELECT _rowid_, * FROM {}", quote(table))
+    };
+    let mut stmt = conn.prepare(&sql).unwrap();
+    let columns = stmt.column_count();
+    let mut rows: Vec<Vec<Exact>> = stmt
+        .query_map([], |row| (0..columns).map(|i| row.get_ref(i).map(Exact::from)).collect())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    rows.sort();
+    rows
+}
+
+/// The `sqlite_schema` rows, sorted by type and name.
+pub fn schema(conn: &Connection) -> Vec<(String, String, String, Option<String>)> {
+    let mut stmt = conn.prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().collect::<Result<_, _>>().unwrap()
+}
+
+/// Ordinary and shadow tables whose rows can be read directly.
+pub fn data_tables(conn: &Connection) -> Vec<String> {
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_list WHERE schema = 'main' AND type IN ('table', 'shadow') AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+}
+
+pub fn sequences(conn: &Connection) -> Vec<Vec<Exact>> {
+    let exists: bool = conn.query_row("SELECT count(*) > 0 FROM sqlite_schema WHERE name = 'sqlite_sequence'", [], |r| r.get(0)).unwrap();
+    if !exists {
+        return Vec::new();
+    }
+    table_rows(conn, "sqlite_sequence")
+}
+
+/// Asserts that two databases hold the same schema text, the same rows with the same
+/// storage classes and bits, the same rowids and the same `sqlite_sequence`.
+pub fn assert_same_database(original: &Path, restored: &Path) {
+    let a = open(original);
+    let b = open(restored);
+    assert_eq!(schema(&a), schema(&b), "schema differs");
+    let tables = data_tables(&a);
+    assert_eq!(tables, data_tables(&b), "table lists differ");
+    for table in &tables {
+        assert_eq!(table_rows(&a, table), table_rows(&b, table), "rows of table {table:?} differ");
+    }
+    assert_eq!(sequences(&a), sequences(&b), "sqlite_sequence differs");
+    let pragma = |conn: &Connection, name: &str| -> i64 { conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0)).unwrap() };
+    assert_eq!(pragma(&a, "user_version"), pragma(&b, "user_version"));
+    assert_eq!(pragma(&a, "application_id"), pragma(&b, "application_id"));
+}
+
+/// Asserts `PRAGMA integrity_check` is ok and `PRAGMA foreign_key_check` finds nothing.
+pub fn assert_healthy(path: &Path) {
+    let conn = open(path);
+    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(integrity, "ok");
+    let violations: i64 = conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(violations, 0, "foreign key violations");
+}
+
+/// Snapshots `source`, restores it to a new file, checks the copy is exact and healthy, and
+/// checks its own root equals the snapshot root. Returns the restored path.
+pub fn round_trip(ws: &Workspace, source: &Path) -> PathBuf {
+    let report = ws.snapshot(source);
+    let id = report["id"].as_str().unwrap().to_string();
+    let restored = ws.path(&format!("restored-{}.sqlite", &id[..12]));
+    ws.ok(&["restore", &id, "--to", restored.to_str().unwrap()]);
+    assert_same_database(source, &restored);
+    assert_healthy(&restored);
+    let verify = ws.json(&["verify", &id, "--against", restored.to_str().unwrap()]);
+    assert_eq!(verify["findings"], serde_json::json!([]), "restored roots differ from the snapshot");
+    let again = ws.snapshot(&restored);
+    assert_eq!(again["root"], report["root"]);
+    restored
+}
