@@ -35,9 +35,11 @@ pub enum Command {
     Show(ShowArgs),
     /// Check that snapshots are complete and undamaged, or that a source still matches one.
     Verify(VerifyArgs),
-    /// Compare two snapshots, or a snapshot with a live source, table by table.
+    /// Compare two snapshots, or a snapshot with a live source, by table or by row, and write
+    /// rollback SQL.
     Diff(DiffArgs),
-    /// Restore a snapshot, or some of its tables, to a new SQLite file.
+    /// Restore a snapshot, or some of its tables, to a new SQLite file, into an existing
+    /// database, or as SQL for D1.
     Restore(RestoreArgs),
 }
 
@@ -107,30 +109,76 @@ pub struct DiffArgs {
     /// The earlier side: a snapshot name (`latest`, id prefix or label).
     pub a: String,
 
-    /// The later side: a snapshot name, or the path of a live SQLite file or SQL dump.
+    /// The later side: a snapshot name, or else the path of a live SQLite file or SQL dump.
     #[arg(required_unless_present = "wrangler", conflicts_with = "wrangler")]
     pub b: Option<String>,
 
     /// Use a wrangler project's local D1 database as the later side.
     #[command(flatten)]
     pub wrangler: WranglerArgs,
+
+    /// List the rows added, removed and changed in each changed table, keyed by rowid or
+    /// primary key, with the changed columns.
+    #[arg(long)]
+    pub rows: bool,
+
+    /// Only compare this table; repeatable.
+    #[arg(long = "table", value_name = "NAME")]
+    pub tables: Vec<String>,
+
+    /// Rows listed per table with --rows (the counts are always complete).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+
+    /// Write the SQL that turns B into A (the rollback of a migration taken as A before and
+    /// B after) to FILE, for `wrangler d1 execute --file`.
+    #[arg(long, value_name = "FILE")]
+    pub sql: Option<PathBuf>,
+
+    /// With --sql, skip applying the SQL to a scratch copy of B to check that it gives A's
+    /// root (the check restores B, which takes time on large databases).
+    #[arg(long, requires = "sql")]
+    pub no_check: bool,
+
+    /// Replace an existing --sql FILE.
+    #[arg(long, requires = "sql")]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("destination").required(true).args(["to", "into", "sql"])))]
 pub struct RestoreArgs {
     /// Snapshot to restore: `latest`, an id prefix or a label.
     pub snapshot: String,
 
-    /// Path of the SQLite file to create.
+    /// Create a new SQLite file.
     #[arg(long, value_name = "FILE")]
-    pub to: PathBuf,
+    pub to: Option<PathBuf>,
+
+    /// Replace the --table tables of this existing SQLite database in place, leaving every
+    /// other table untouched.
+    #[arg(long, value_name = "FILE", requires = "tables")]
+    pub into: Option<PathBuf>,
+
+    /// Write the snapshot as SQL for `wrangler d1 execute --file` into an empty D1 database.
+    #[arg(long, value_name = "FILE")]
+    pub sql: Option<PathBuf>,
 
     /// Restore only this table (and its indexes and triggers); repeatable. Naming a virtual
     /// table restores its shadow tables with it.
     #[arg(long = "table", value_name = "NAME")]
     pub tables: Vec<String>,
 
-    /// Replace FILE if it exists.
+    /// With --into, recreate a table whose definition in the target differs from the
+    /// snapshot's.
+    #[arg(long, requires = "into")]
+    pub replace_schema: bool,
+
+    /// With --into, report what would change without writing.
+    #[arg(long, requires = "into")]
+    pub dry_run: bool,
+
+    /// Replace the --to or --sql file if it exists.
     #[arg(long)]
     pub force: bool,
 }

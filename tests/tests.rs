@@ -4,5 +4,8 @@ mod bad_input;
 mod corruption;
 mod dedup;
 mod exactness;
+mod point_restore;
 mod real_data;
+mod rollback_sql;
 mod util;
+mod wrangler;

@@ -6,7 +6,10 @@ use serde::Serialize;
 
 use crate::id::{Digest, TableId};
 use crate::object::snapshot::{DatabaseContent, SchemaObject, SnapshotRecord};
+use crate::object::table::TableObject;
+use crate::rowdiff::{Row, RowEvent, Side, diff_rows};
 use crate::scan::ScanOutput;
+use crate::value::Value;
 
 /// The rows and root of one table, as a diff needs them.
 #[derive(Clone, Debug)]
@@ -159,7 +162,7 @@ pub fn diff_views(a: &DatabaseView, b: &DatabaseView) -> DiffReport {
         header.push(format!("application_id {} → {}", ca.application_id, cb.application_id));
     }
     let seq = |c: &DatabaseContent| -> BTreeMap<String, String> {
-        c.sequences.iter().map(|s| (format!("{:?}", s.name), format!("{:?}", s.seq))).collect()
+        c.sequences.iter().map(|s| (s.name.display(), s.seq.display())).collect()
     };
     let (sa, sb) = (seq(ca), seq(cb));
     for name in sa.keys().chain(sb.keys()).collect::<std::collections::BTreeSet<_>>() {
@@ -182,4 +185,95 @@ pub fn diff_views(a: &DatabaseView, b: &DatabaseView) -> DiffReport {
         schema,
         header,
     }
+}
+
+/// A value as JSON: numbers and strings as themselves, a BLOB as `{"blob": "<hex>"}`, TEXT
+/// that is not UTF-8 as `{"text_hex": "<hex>"}`, infinities as the strings "inf" and "-inf".
+pub fn value_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Null => serde_json::Value::Null,
+        Value::Integer(i) => (*i).into(),
+        Value::Real(r) if r.is_finite() => serde_json::Number::from_f64(*r).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null),
+        Value::Real(r) => (if *r > 0.0 { "inf" } else { "-inf" }).into(),
+        Value::Text(t) => match std::str::from_utf8(t) {
+            Ok(s) => s.into(),
+            Err(_) => serde_json::json!({ "text_hex": hex::encode(t) }),
+        },
+        Value::Blob(b) => serde_json::json!({ "blob": hex::encode(b) }),
+    }
+}
+
+/// One row that differs, named by its key.
+#[derive(Clone, Debug, Serialize)]
+pub struct RowChange {
+    pub change: Change,
+    /// `{"rowid": n}` for rowid tables, the primary-key columns otherwise.
+    pub key: serde_json::Value,
+    /// Columns whose values differ (changed rows only).
+    pub columns: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TableRowReport {
+    pub name: String,
+    pub columns_added: Vec<String>,
+    pub columns_removed: Vec<String>,
+    /// The CREATE statement differs.
+    pub definition_changed: bool,
+    pub added: u64,
+    pub removed: u64,
+    pub changed: u64,
+    /// Tree nodes and chunks read to find the differences.
+    pub nodes_read: u64,
+    pub chunks_read: u64,
+    /// The first differing rows, up to the requested limit.
+    pub rows: Vec<RowChange>,
+    pub truncated: bool,
+}
+
+fn row_key_json(row: &Row, table: &TableObject) -> serde_json::Value {
+    match row.rowid {
+        Some(rowid) => serde_json::json!({ "rowid": rowid }),
+        None => {
+            let mut key = serde_json::Map::new();
+            for i in table.primary_key() {
+                let name = &table.columns[i].name;
+                key.insert(name.clone(), row.value(name).map(value_json).unwrap_or(serde_json::Value::Null));
+            }
+            serde_json::Value::Object(key)
+        }
+    }
+}
+
+/// Compares one table's rows on two sides, listing up to `limit` differing rows.
+pub fn table_row_report(a: &Side<'_>, b: &Side<'_>, limit: usize) -> crate::error::Result<TableRowReport> {
+    let mut rows = Vec::new();
+    let mut truncated = false;
+    let counts = diff_rows(a, b, &mut |event| {
+        if rows.len() >= limit {
+            truncated = true;
+            return Ok(());
+        }
+        rows.push(match event {
+            RowEvent::Added { b: row } => RowChange { change: Change::Added, key: row_key_json(row, b.table), columns: Vec::new() },
+            RowEvent::Removed { a: row } => RowChange { change: Change::Removed, key: row_key_json(row, a.table), columns: Vec::new() },
+            RowEvent::Changed { a: row, columns, .. } => RowChange { change: Change::Changed, key: row_key_json(row, a.table), columns: columns.to_vec() },
+        });
+        Ok(())
+    })?;
+    let names = |t: &TableObject| -> Vec<String> { t.columns.iter().map(|c| c.name.clone()).collect() };
+    let (names_a, names_b) = (names(a.table), names(b.table));
+    Ok(TableRowReport {
+        name: a.table.name.clone(),
+        columns_added: names_b.iter().filter(|n| !names_a.contains(n)).cloned().collect(),
+        columns_removed: names_a.iter().filter(|n| !names_b.contains(n)).cloned().collect(),
+        definition_changed: a.table.sql != b.table.sql,
+        added: counts.added,
+        removed: counts.removed,
+        changed: counts.changed,
+        nodes_read: counts.nodes_read,
+        chunks_read: counts.chunks_read,
+        rows,
+        truncated,
+    })
 }

@@ -202,7 +202,7 @@ mod tests {
         let mut out = Vec::new();
         let decoded_rowid = reader.row(rowid.is_some(), defaults, &mut out).unwrap();
         assert!(reader.is_empty());
-        (decoded_rowid, out.into_iter().map(ValueRef::to_owned).collect())
+        (decoded_rowid, out.into_iter().map(ValueRef::to_value).collect())
     }
 
     proptest! {

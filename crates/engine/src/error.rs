@@ -13,7 +13,7 @@ pub enum Error {
     Store(#[from] StoreError),
 
     /// An object's bytes do not hash to its id, do not decompress or do not decode.
-    #[error("{kind} {id} is corrupt: {detail}; restore it from another copy of the repository, or forget the snapshots that use it")]
+    #[error("{kind} {id} is corrupt: {detail}; restore the object from another copy of the repository, since snapshots that use it cannot be restored in full")]
     Corrupt { kind: &'static str, id: String, detail: String },
 
     /// An object that another object refers to is not in the repository.
@@ -38,8 +38,8 @@ pub enum Error {
     SnapshotNotFound { name: String, hint: String },
 
     /// An error while working on one table, with the table's name.
-    #[error("table {table:?}: {source}")]
-    InTable { table: String, source: Box<Error> },
+    #[error("table {table:?}: {error}")]
+    InTable { table: String, error: Box<Error> },
 
     #[error("{context}: {source}")]
     Io {
@@ -54,7 +54,7 @@ impl Error {
     pub fn is_integrity(&self) -> bool {
         match self {
             Error::Corrupt { .. } | Error::Missing { .. } => true,
-            Error::InTable { source, .. } => source.is_integrity(),
+            Error::InTable { error, .. } => error.is_integrity(),
             _ => false,
         }
     }

@@ -183,14 +183,16 @@ impl Repository {
         }
         if name == "latest" {
             let mut best: Option<(i64, SnapshotId, SnapshotRecord)> = None;
+            // A damaged record is skipped here (verify reports it) so it cannot hide the rest.
             for (id, record) in self.snapshots()? {
-                let record = record?;
+                let Ok(record) = record else { continue };
                 if best.as_ref().is_none_or(|(time, _, _)| record.time_ms >= *time) {
                     best = Some((record.time_ms, id, record));
                 }
             }
-            let (_, id, record) = best.expect("at least one snapshot");
-            return Ok((id, record));
+            return best
+                .map(|(_, id, record)| (id, record))
+                .ok_or_else(|| not_found("no snapshot record can be read; run `d1snap verify --all`"));
         }
         let lower = name.to_ascii_lowercase();
         if lower.len() >= 4 && lower.chars().all(|c| c.is_ascii_hexdigit()) {

@@ -171,7 +171,7 @@ pub fn restore(
     for (index, (entry, object)) in tables.iter().enumerate() {
         progress.table_started(&object.name, index, tables.len());
         let (rows, chunks, bytes) = load_table(repo, &conn, &label, object, progress)
-            .map_err(|e| Error::InTable { table: entry.name.clone(), source: Box::new(e) })?;
+            .map_err(|e| Error::InTable { table: entry.name.clone(), error: Box::new(e) })?;
         progress.table_finished(&object.name);
         report_tables.push(RestoredTable { name: entry.name.clone(), rows, chunks });
         total_rows += rows;
@@ -263,7 +263,7 @@ pub fn insert_sql(object: &TableObject) -> Result<String> {
     Ok(format!("INSERT INTO {}({}) VALUES ({})", quote_ident(&object.name), names.join(", "), placeholders.join(", ")))
 }
 
-fn load_table(
+pub(crate) fn load_table(
     repo: &Repository,
     conn: &Connection,
     label: &str,

@@ -118,8 +118,8 @@ fn read_sequences(conn: &Connection, label: &str) -> Result<Vec<SequenceEntry>> 
     let mut rows = stmt.query([]).map_err(|e| Error::sqlite("reading sqlite_sequence", label, e))?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(|e| Error::sqlite("reading sqlite_sequence", label, e))? {
-        let name = ValueRef::from(row.get_ref(0).expect("column 0")).to_owned();
-        let seq = ValueRef::from(row.get_ref(1).expect("column 1")).to_owned();
+        let name = ValueRef::from(row.get_ref(0).expect("column 0")).to_value();
+        let seq = ValueRef::from(row.get_ref(1).expect("column 1")).to_value();
         out.push(SequenceEntry { name, seq });
     }
     Ok(out)
@@ -181,7 +181,7 @@ pub fn constant_default(decl_type: &str, expr: &str) -> Value {
     let evaluate = || -> rusqlite::Result<Value> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(&format!("CREATE TABLE t(c {decl_type} DEFAULT {expr}); INSERT INTO t DEFAULT VALUES;"))?;
-        conn.query_row("SELECT c FROM t", [], |r| Ok(ValueRef::from(r.get_ref(0)?).to_owned()))
+        conn.query_row("SELECT c FROM t", [], |r| Ok(ValueRef::from(r.get_ref(0)?).to_value()))
     };
     evaluate().unwrap_or(Value::Null)
 }

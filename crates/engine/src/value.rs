@@ -38,10 +38,32 @@ impl Value {
     pub fn storage_class(&self) -> &'static str {
         self.as_ref().storage_class()
     }
+
+    /// A total order for sorting: storage class first, then the canonical bytes.
+    pub fn sort_key(&self) -> (u8, Vec<u8>) {
+        match self {
+            Value::Null => (0, Vec::new()),
+            Value::Integer(i) => (1, i.to_be_bytes().to_vec()),
+            Value::Real(r) => (2, r.to_bits().to_be_bytes().to_vec()),
+            Value::Text(t) => (3, t.clone()),
+            Value::Blob(b) => (4, b.clone()),
+        }
+    }
+
+    /// Short human-readable form for messages: text as a quoted string, numbers as numbers.
+    pub fn display(&self) -> String {
+        match self {
+            Value::Null => "NULL".into(),
+            Value::Integer(i) => i.to_string(),
+            Value::Real(r) => format!("{r:?}"),
+            Value::Text(t) => format!("{:?}", String::from_utf8_lossy(t)),
+            Value::Blob(b) => format!("X'{}'", hex::encode(b)),
+        }
+    }
 }
 
 impl ValueRef<'_> {
-    pub fn to_owned(self) -> Value {
+    pub fn to_value(self) -> Value {
         match self {
             ValueRef::Null => Value::Null,
             ValueRef::Integer(i) => Value::Integer(i),

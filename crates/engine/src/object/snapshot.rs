@@ -71,13 +71,13 @@ pub struct DatabaseContent {
 
 impl DatabaseContent {
     /// Computes the snapshot root: BLAKE3 of the postcard encoding of this content with tables
-    /// sorted by name, schema objects by (kind, name) and sequences by name, so creation order
-    /// does not change the root.
+    /// sorted by name, schema objects by (kind, name) and sequences by name (storage class,
+    /// then bytes), so creation order does not change the root.
     pub fn root(&self) -> Digest {
         let mut canonical = self.clone();
         canonical.tables.sort_by(|a, b| a.name.cmp(&b.name));
         canonical.schema.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-        canonical.sequences.sort_by(|a, b| format!("{:?}", a.name).cmp(&format!("{:?}", b.name)));
+        canonical.sequences.sort_by(|a, b| a.name.sort_key().cmp(&b.name.sort_key()));
         let bytes = postcard::to_stdvec(&canonical).expect("database content serializes");
         Digest::of(&bytes)
     }
