@@ -33,6 +33,7 @@ struct ShowOutput {
     parent: Option<String>,
     encoding: String,
     user_version: i64,
+    application_id: i64,
     tables: Vec<ShownTable>,
     schema: Vec<ShownSchemaObject>,
     stats: d1snap_engine::object::snapshot::SnapshotStats,
@@ -66,6 +67,7 @@ pub fn run(context: &Context, args: &ShowArgs) -> Result<u8> {
         parent: record.parent.map(|p| p.to_hex()),
         encoding: record.content.encoding.clone(),
         user_version: record.content.user_version,
+        application_id: record.content.application_id,
         tables,
         schema: record
             .content

@@ -20,15 +20,19 @@ pub fn run(context: &Context, args: &VerifyArgs) -> Result<u8> {
     let report = if let Some(spec) = against {
         let name = args.snapshot.as_deref().unwrap_or("latest");
         let (id, record) = repo.resolve_snapshot(name)?;
+        let started = std::time::Instant::now();
         let source = OpenedSource::open(&spec)?;
         print_warnings(&source.warnings);
         let scan = scan_hash_only(&source, repo.config(), &NoProgress)?;
         let live = DatabaseView::from_scan(source.info.location.clone(), &scan);
         let snapshot = DatabaseView::from_snapshot(format!("snapshot {}", render::short(&id.to_hex())), &record);
-        verify_against(id, &snapshot, &live)
+        let mut report = verify_against(id, &snapshot, &live);
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        report
     } else {
         let ids = if args.all {
-            repo.snapshot_ids()?
+            // Oldest first, the order `list` shows; unreadable records sort first.
+            repo.snapshots()?.into_iter().map(|(id, _)| id).collect()
         } else {
             vec![repo.resolve_snapshot(args.snapshot.as_deref().unwrap_or("latest"))?.0]
         };

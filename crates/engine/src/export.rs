@@ -68,7 +68,7 @@ pub fn write_snapshot_sql<W: Write>(
     tables: &[String],
     out: W,
 ) -> Result<(SqlExportReport, W)> {
-    let selected = select_tables(record, tables)?;
+    let selected = select_tables(repo, snapshot, record, tables)?;
     let whole = tables.is_empty();
     let literals = LiteralWriter::new()?;
     let mut writer = StatementWriter::new(out);
@@ -82,8 +82,7 @@ pub fn write_snapshot_sql<W: Write>(
     writer.statement("PRAGMA defer_foreign_keys = on")?;
 
     let mut objects: Vec<TableObject> = Vec::new();
-    for entry in &selected {
-        let object = repo.get_table(&entry.id, &format!("snapshot {snapshot}"))?;
+    for (_, object) in selected {
         if is_d1_internal(&object.name) {
             omitted.push(Omission { object: format!("table {}", object.name), reason: "D1 internal table, not writable on D1".into() });
             continue;

@@ -99,11 +99,7 @@ pub fn restore_into(
         });
     }
     let label = target.display().to_string();
-    let selected: Vec<TableEntry> = select_tables(record, &options.tables)?;
-    let mut objects: Vec<TableObject> = Vec::with_capacity(selected.len());
-    for entry in &selected {
-        objects.push(repo.get_table(&entry.id, &format!("snapshot {snapshot}"))?);
-    }
+    let (selected, objects): (Vec<TableEntry>, Vec<TableObject>) = select_tables(repo, snapshot, record, &options.tables)?.into_iter().unzip();
 
     let flags = if options.dry_run { OpenFlags::SQLITE_OPEN_READ_ONLY } else { OpenFlags::SQLITE_OPEN_READ_WRITE };
     let conn = Connection::open_with_flags(target, flags).map_err(|e| Error::sqlite("opening the target", &label, e))?;

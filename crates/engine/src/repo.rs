@@ -28,6 +28,17 @@ pub struct Stored {
     pub stored_bytes: u64,
 }
 
+/// Rejects an object whose format version this build does not know.
+fn check_version(kind: Kind, id: &Digest, found: u8, supported: u8) -> Result<()> {
+    if found == supported {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "{} {id} has format version {found}, this d1snap reads version {supported}; use a d1snap release that matches the repository",
+        kind.name()
+    )))
+}
+
 impl Repository {
     /// Opens an existing repository.
     pub fn open(store: Arc<dyn Store>) -> Result<Repository> {
@@ -47,6 +58,13 @@ impl Repository {
             id: CONFIG_KEY.into(),
             detail: format!("invalid JSON: {e}"),
         })?;
+        if config.compression.algorithm != "zstd" {
+            return Err(Error::Invalid(format!(
+                "repository {} uses compression {:?}, which this d1snap does not support (only \"zstd\")",
+                store.location(),
+                config.compression.algorithm
+            )));
+        }
         if config.format != FORMAT_NAME || config.version != FORMAT_VERSION {
             return Err(Error::Invalid(format!(
                 "repository {} has format {:?} version {}, this d1snap reads {FORMAT_NAME:?} version {FORMAT_VERSION}; use a matching d1snap",
@@ -125,17 +143,24 @@ impl Repository {
 
     pub fn get_node(&self, id: &NodeId, referenced_by: &str) -> Result<IndexNode> {
         let plain = self.get_object(Kind::Node, &id.0, referenced_by)?;
-        object::from_plain(Kind::Node, &id.0, &plain)
+        let node: IndexNode = object::from_plain(Kind::Node, &id.0, &plain)?;
+        check_version(Kind::Node, &id.0, node.version, crate::object::tree::NODE_VERSION)?;
+        Ok(node)
     }
 
     pub fn get_table(&self, id: &TableId, referenced_by: &str) -> Result<TableObject> {
         let plain = self.get_object(Kind::Table, &id.0, referenced_by)?;
-        object::from_plain(Kind::Table, &id.0, &plain)
+        let table: TableObject = object::from_plain(Kind::Table, &id.0, &plain)?;
+        check_version(Kind::Table, &id.0, table.version, crate::object::table::TABLE_VERSION)?;
+        Ok(table)
     }
 
     pub fn get_snapshot(&self, id: &SnapshotId) -> Result<SnapshotRecord> {
         let plain = self.get_object(Kind::Snapshot, &id.0, "the snapshot list")?;
-        object::from_plain(Kind::Snapshot, &id.0, &plain)
+        let record: SnapshotRecord = object::from_plain(Kind::Snapshot, &id.0, &plain)?;
+        check_version(Kind::Snapshot, &id.0, record.version, crate::object::snapshot::SNAPSHOT_VERSION)?;
+        check_version(Kind::Snapshot, &id.0, record.content.version, crate::object::snapshot::CONTENT_VERSION)?;
+        Ok(record)
     }
 
     /// Stores a snapshot record after making every earlier write durable, so the record

@@ -48,15 +48,24 @@ pub struct RestoreReport {
     pub duration_ms: u64,
 }
 
-/// Picks the snapshot's tables named in `names` (all when empty). Naming a virtual table
-/// includes its shadow tables. Names match exactly, or case-insensitively when that is
-/// unambiguous, as SQLite identifiers do.
-pub fn select_tables(record: &SnapshotRecord, names: &[String]) -> Result<Vec<TableEntry>> {
+/// Picks the snapshot's tables named in `names` (all when empty) and reads their table
+/// objects. Naming a virtual table includes its shadow tables. Names match exactly, or
+/// case-insensitively when that is unambiguous, as SQLite identifiers do.
+pub fn select_tables(
+    repo: &Repository,
+    snapshot: SnapshotId,
+    record: &SnapshotRecord,
+    names: &[String],
+) -> Result<Vec<(TableEntry, TableObject)>> {
     let content = &record.content;
+    let referenced_by = format!("snapshot {snapshot}");
     if names.is_empty() {
-        return Ok(content.tables.clone());
+        return content.tables.iter().map(|t| Ok((t.clone(), repo.get_table(&t.id, &referenced_by)?))).collect();
     }
     let mut chosen: BTreeSet<String> = BTreeSet::new();
+    // Tables picked only because their name starts with a virtual table's name; they are
+    // kept only if their table object says they are shadow tables.
+    let mut shadow_candidates: BTreeSet<String> = BTreeSet::new();
     for wanted in names {
         let exact = content.tables.iter().find(|t| &t.name == wanted).map(|t| t.name.clone());
         let virtual_table = content
@@ -68,8 +77,7 @@ pub fn select_tables(record: &SnapshotRecord, names: &[String]) -> Result<Vec<Ta
             chosen.insert(name);
         } else if let Some(vtab) = virtual_table {
             let prefix = format!("{}_", vtab.to_ascii_lowercase());
-            chosen.extend(content.tables.iter().filter(|t| t.name.to_ascii_lowercase().starts_with(&prefix)).map(|t| t.name.clone()));
-            chosen.insert(vtab);
+            shadow_candidates.extend(content.tables.iter().filter(|t| t.name.to_ascii_lowercase().starts_with(&prefix)).map(|t| t.name.clone()));
         } else {
             let folded: Vec<&TableEntry> = content.tables.iter().filter(|t| t.name.eq_ignore_ascii_case(wanted)).collect();
             match folded.as_slice() {
@@ -86,7 +94,14 @@ pub fn select_tables(record: &SnapshotRecord, names: &[String]) -> Result<Vec<Ta
         }
     }
     // Virtual tables are schema objects, so only ordinary and shadow tables are returned.
-    Ok(content.tables.iter().filter(|t| chosen.contains(&t.name)).cloned().collect())
+    let mut selected = Vec::new();
+    for entry in content.tables.iter().filter(|t| chosen.contains(&t.name) || shadow_candidates.contains(&t.name)) {
+        let object = repo.get_table(&entry.id, &referenced_by)?;
+        if chosen.contains(&entry.name) || object.shadow {
+            selected.push((entry.clone(), object));
+        }
+    }
+    Ok(selected)
 }
 
 /// Restores a snapshot to a new SQLite file.
@@ -100,9 +115,9 @@ pub fn restore(
     let started = Instant::now();
     let target = &options.target;
     check_target(target, options.force)?;
-    let selected = select_tables(record, &options.tables)?;
+    let tables = select_tables(repo, snapshot, record, &options.tables)?;
     let whole = options.tables.is_empty();
-    let selected_names: BTreeSet<String> = selected.iter().map(|t| t.name.clone()).collect();
+    let selected_names: BTreeSet<String> = tables.iter().map(|(t, _)| t.name.clone()).collect();
     let selected_vtabs: BTreeSet<String> = record
         .content
         .schema
@@ -112,12 +127,6 @@ pub fn restore(
         .map(|o| o.name.clone())
         .collect();
 
-    // Table objects are read (and hash-checked) before any file is created.
-    let mut tables: Vec<(TableEntry, TableObject)> = Vec::with_capacity(selected.len());
-    for entry in &selected {
-        let object = repo.get_table(&entry.id, &format!("snapshot {snapshot}"))?;
-        tables.push((entry.clone(), object));
-    }
 
     let dir = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

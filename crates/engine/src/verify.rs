@@ -72,7 +72,8 @@ struct Verifier<'a> {
     report: VerifyReport,
     tables: HashMap<TableId, std::result::Result<TableObject, String>>,
     nodes: HashMap<NodeId, Option<String>>,
-    chunks: HashMap<Digest, Option<String>>,
+    /// Chunk checks by (chunk, table): decoding depends on the table's shape.
+    chunks: HashMap<(Digest, TableId), Option<String>>,
 }
 
 fn describe(error: &Error) -> (Option<String>, String) {
@@ -166,7 +167,7 @@ impl Verifier<'_> {
             for entry in &node.entries {
                 rows += entry.rows;
                 chunks += 1;
-                if let Some(message) = self.chunk(&object, entry) {
+                if let Some(message) = self.chunk(&object, table_id, entry) {
                     self.finding(snapshot, Some(name), Some(format!("chunk {}", entry.id)), message);
                 }
             }
@@ -182,8 +183,8 @@ impl Verifier<'_> {
     }
 
     /// Checks one chunk, returning what is wrong with it.
-    fn chunk(&mut self, table: &TableObject, entry: &crate::object::tree::NodeEntry) -> Option<String> {
-        if let Some(cached) = self.chunks.get(&entry.id) {
+    fn chunk(&mut self, table: &TableObject, table_id: TableId, entry: &crate::object::tree::NodeEntry) -> Option<String> {
+        if let Some(cached) = self.chunks.get(&(entry.id, table_id)) {
             return cached.clone();
         }
         self.report.chunks_checked += 1;
@@ -202,7 +203,7 @@ impl Verifier<'_> {
                 Err(e) => Some(e.to_string()),
             }
         };
-        self.chunks.insert(entry.id, problem.clone());
+        self.chunks.insert((entry.id, table_id), problem.clone());
         problem
     }
 }

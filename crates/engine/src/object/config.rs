@@ -14,7 +14,8 @@ pub const FORMAT_VERSION: u32 = 1;
 pub struct RepoConfig {
     pub format: String,
     pub version: u32,
-    /// Random id of the repository, 64 hex digits.
+    /// Unique id of the repository, 64 hex digits (BLAKE3 of the creation time, process id
+    /// and thread id).
     pub id: String,
     pub chunker: ChunkerParams,
     pub tree: TreeParams,

@@ -74,6 +74,13 @@ pub enum Compression {
 
 /// Wraps a plain payload into its stored envelope.
 pub fn seal(kind: Kind, plain: &[u8], zstd_level: Option<i32>) -> Result<Vec<u8>> {
+    if plain.len() > MAX_PLAIN_BYTES {
+        return Err(Error::Invalid(format!(
+            "a {} of {} bytes is larger than the {MAX_PLAIN_BYTES}-byte object limit; a single row this large cannot be snapshotted (D1 allows rows up to 2,000,000 bytes)",
+            kind.name(),
+            plain.len()
+        )));
+    }
     let mut out = Vec::with_capacity(HEADER_LEN + plain.len() / 2);
     out.extend_from_slice(MAGIC);
     out.push(kind as u8);

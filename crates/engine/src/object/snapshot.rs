@@ -115,7 +115,8 @@ pub struct SnapshotStats {
     pub chunks: u64,
     /// Chunks this snapshot added to the repository (the rest were already stored).
     pub new_chunks: u64,
-    /// Stored (compressed) bytes of every object this snapshot added, of all kinds.
+    /// Stored (compressed) bytes of every object this snapshot added, of all kinds except
+    /// this record itself (whose size is not known while it is being written).
     pub new_bytes: u64,
     pub duration_ms: u64,
 }

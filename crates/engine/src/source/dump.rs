@@ -92,7 +92,7 @@ pub fn load(path: &Path) -> Result<(Connection, tempfile::TempDir, Vec<String>)>
                 }
                 Err(e) => {
                     return Err(source_error(format!(
-                        "line {statement_line}: the dump's SQL failed: {e}; the dump is malformed or was cut short"
+                        "line {statement_line}: the dump's SQL failed: {e}; check the statement that starts at that line"
                     )));
                 }
             }

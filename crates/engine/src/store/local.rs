@@ -153,8 +153,16 @@ impl Store for LocalStore {
                 current = path.parent();
             }
         }
+        // The repository root's own entry lives in its parent.
+        if let Some(parent) = self.root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            to_sync.insert(parent.to_path_buf());
+        }
         for dir in &to_sync {
-            sync_dir(dir).map_err(|e| self.io_error("sync", &dir.display().to_string(), e))?;
+            if let Err(e) = sync_dir(dir) {
+                // Keep the directories dirty so that a later flush retries them.
+                self.dirty_dirs.lock().expect("dirty_dirs lock").extend(to_sync.iter().filter(|d| d.starts_with(&self.root)).cloned());
+                return Err(self.io_error("sync", &dir.display().to_string(), e));
+            }
         }
         Ok(())
     }
