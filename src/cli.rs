@@ -41,6 +41,93 @@ pub enum Command {
     /// Restore a snapshot, or some of its tables, to a new SQLite file, into an existing
     /// database, or as SQL for D1.
     Restore(RestoreArgs),
+    /// Apply migrations with a snapshot before and after, checks, and an automatic,
+    /// proven rollback on any failure.
+    Migrate(MigrateArgs),
+    /// Restore snapshots to a scratch file, check them, time every phase and compare with
+    /// thresholds.
+    Drill(DrillArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Without --wrangler: the SQLite database, then one or more migration files. With
+    /// --wrangler: migration files (default: the pending ones from the project's
+    /// migrations directory, those not yet in d1_migrations).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub wrangler: WranglerArgs,
+
+    /// SQL checks that must pass after the migration: queries that must return no rows, or,
+    /// after a line `-- expect: VALUE`, whose first value must equal VALUE.
+    #[arg(long, value_name = "FILE")]
+    pub checks: Option<PathBuf>,
+
+    /// Extra label for the pre-migration snapshot; repeatable.
+    #[arg(long = "label", value_name = "TEXT")]
+    pub labels: Vec<String>,
+
+    /// Where to write the rollback SQL (default: NAME.rollback.sql beside the last migration
+    /// file, or in the project's rollback/ directory with --wrangler, since wrangler applies
+    /// every .sql file in its migrations directory).
+    #[arg(long, value_name = "FILE")]
+    pub rollback_sql: Option<PathBuf>,
+
+    /// Record applied migrations in d1_migrations, as `wrangler d1 migrations apply` does
+    /// (always on with --wrangler).
+    #[arg(long)]
+    pub record: bool,
+
+    /// Run everything on a temporary copy of the database with a temporary repository and
+    /// report; nothing is changed.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// Snapshot to drill: `latest` (the default), an id prefix or a label.
+    #[arg(conflicts_with_all = ["latest", "random"])]
+    pub snapshot: Option<String>,
+
+    /// Drill the latest snapshot.
+    #[arg(long)]
+    pub latest: bool,
+
+    /// Drill N snapshots chosen at random.
+    #[arg(long, value_name = "N")]
+    pub random: Option<usize>,
+
+    /// Fail when a restore takes longer than this (for example 30m, 90s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub max_restore_time: std::time::Duration,
+
+    /// Fail when verifying the restored copy takes longer than this.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_verify_time: Option<std::time::Duration>,
+
+    /// Fail when the projected restore of a 10 GB database, D1's maximum, takes longer than
+    /// this.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_projected_time: Option<std::time::Duration>,
+}
+
+/// Parses a duration such as `30m`, `90s`, `1h` or `500ms`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("invalid duration {text:?}: expected a number and a unit, such as 30m or 90s"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" | "" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("invalid duration unit {unit:?} in {text:?}: use ms, s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 /// A wrangler project's local D1 database.

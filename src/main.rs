@@ -20,6 +20,16 @@ pub mod exit {
     // clap exits with 2 on a usage error.
     /// Damaged or missing repository data was found, or a source differs from its snapshot.
     pub const INTEGRITY: u8 = 3;
+    /// A drill breached a threshold (restore or verification too slow).
+    pub const THRESHOLD: u8 = 4;
+    /// `migrate` failed at a step: 10 pre-migration snapshot, 11 applying a migration,
+    /// 12 checks, 13 post-migration snapshot; the database was restored and its root proven.
+    pub const MIGRATE_PRE_SNAPSHOT: u8 = 10;
+    pub const MIGRATE_APPLY: u8 = 11;
+    pub const MIGRATE_CHECK: u8 = 12;
+    pub const MIGRATE_POST_SNAPSHOT: u8 = 13;
+    /// `migrate` could not put the database back: restore the pre-migration snapshot by hand.
+    pub const MIGRATE_ROLLBACK: u8 = 14;
 }
 
 fn main() -> ExitCode {
@@ -33,6 +43,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => commands::verify::run(&context, args),
         Command::Diff(args) => commands::diff::run(&context, args),
         Command::Restore(args) => commands::restore::run(&context, args),
+        Command::Migrate(args) => commands::migrate::run(&context, args),
+        Command::Drill(args) => commands::drill::run(&context, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -4,6 +4,7 @@ mod bad_input;
 mod corruption;
 mod dedup;
 mod exactness;
+mod migrate;
 mod point_restore;
 mod real_data;
 mod rollback_sql;

@@ -1,7 +1,9 @@
 //! One module per command. Each returns the process exit code or an error.
 
 pub mod diff;
+pub mod drill;
 pub mod list;
+pub mod migrate;
 pub mod restore;
 pub mod show;
 pub mod snapshot;
@@ -66,6 +68,19 @@ pub fn source_spec(path: Option<&Path>, wrangler: &WranglerArgs) -> Result<Sourc
         (_, Some(project)) => Ok(SourceSpec::Wrangler { project: project.clone(), database: wrangler.database.clone() }),
         (Some(path), None) => Ok(SourceSpec::Path(path.to_path_buf())),
         (None, None) => anyhow::bail!("no source given; pass a SQLite file, a SQL dump, or --wrangler DIR"),
+    }
+}
+
+/// Appends an operation to the repository's history. A failure to record is reported as a
+/// warning and does not fail the command, whose own work is already done.
+pub fn record_history<T: serde::Serialize>(repo: &Repository, kind: &str, ok: bool, duration_ms: u64, snapshot: Option<String>, bytes: u64, rows: u64, details: &T) {
+    let mut event = d1snap_engine::history::HistoryEvent::new(kind, ok, duration_ms);
+    event.snapshot = snapshot;
+    event.bytes = bytes;
+    event.rows = rows;
+    event.details = serde_json::to_value(details).unwrap_or_default();
+    if let Err(e) = d1snap_engine::history::append(repo, &event) {
+        tracing::warn!(error = %e, kind, "could not record the operation in the repository history");
     }
 }
 

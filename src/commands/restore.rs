@@ -81,6 +81,7 @@ pub fn run(context: &Context, args: &RestoreArgs) -> Result<u8> {
         bar.finish();
     }
     let report = report?;
+    super::record_history(&repo, "restore", true, report.duration_ms, Some(id.to_hex()), report.bytes, report.rows, &report);
     if context.json {
         render::json(&report);
         return Ok(exit::OK);

@@ -28,6 +28,7 @@ pub fn run(context: &Context, args: &SnapshotArgs) -> Result<u8> {
         bar.finish();
     }
     let report = report?;
+    super::record_history(&repo, "snapshot", true, report.duration_ms, Some(report.id.to_hex()), report.bytes_read, report.rows, &report);
     if context.json {
         render::json(&report);
         return Ok(exit::OK);
@@ -47,5 +48,8 @@ pub fn run(context: &Context, args: &SnapshotArgs) -> Result<u8> {
     println!("  new bytes    {}", render::bytes(report.new_bytes));
     println!("  dedup ratio  {:.1}x", report.dedup_ratio);
     println!("  duration     {}", render::duration_ms(report.duration_ms));
+    if let Some(projected) = report.projected_restore_ms {
+        println!("  restore time {} projected from the latest drill", render::duration_ms(projected));
+    }
     Ok(exit::OK)
 }

@@ -38,6 +38,8 @@ pub fn run(context: &Context, args: &VerifyArgs) -> Result<u8> {
         };
         verify_snapshots(&repo, &ids, args.read_data)
     };
+    let snapshot = (report.snapshots.len() == 1).then(|| report.snapshots[0].to_hex());
+    super::record_history(&repo, "verify", report.is_clean(), report.duration_ms, snapshot, report.bytes_read, 0, &report);
     print_report(context, &report);
     Ok(if report.is_clean() { exit::OK } else { exit::INTEGRITY })
 }

@@ -26,11 +26,14 @@
 
 pub mod chunker;
 pub mod diff;
+pub mod drill;
 pub mod encode;
 pub mod error;
 pub mod export;
 pub mod fsutil;
+pub mod history;
 pub mod id;
+pub mod migrate;
 pub mod object;
 pub mod point_restore;
 pub mod progress;

@@ -18,7 +18,7 @@ use crate::object::snapshot::{SchemaKind, SnapshotRecord, TableEntry};
 use crate::object::table::TableObject;
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::restore::{load_table, select_tables};
+use crate::restore::{PhaseClock, load_table, select_tables};
 use crate::schema::quote_ident;
 use crate::value::Value;
 
@@ -154,7 +154,7 @@ pub fn restore_into(
         }
         for (index, object) in objects.iter().enumerate() {
             progress.table_started(&object.name, index, objects.len());
-            load_table(repo, &conn, &label, object, progress).map_err(|e| Error::InTable { table: object.name.clone(), error: Box::new(e) })?;
+            load_table(repo, &conn, &label, object, progress, &mut PhaseClock::default()).map_err(|e| Error::InTable { table: object.name.clone(), error: Box::new(e) })?;
             progress.table_finished(&object.name);
         }
         raise_sequences(&conn, &label, record, &names)?;

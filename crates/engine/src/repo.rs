@@ -123,14 +123,20 @@ impl Repository {
 
     /// Reads an object and checks its hash; `referenced_by` names the referrer in errors.
     pub fn get_object(&self, kind: Kind, id: &Digest, referenced_by: &str) -> Result<Vec<u8>> {
-        let stored = match self.store.get(&kind.key(id)) {
-            Ok(stored) => stored,
-            Err(StoreError::NotFound { .. }) => {
-                return Err(Error::Missing { kind: kind.name(), id: id.to_hex(), referenced_by: referenced_by.into() });
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let stored = self.fetch_object(kind, id, referenced_by)?;
         object::open(kind, id, &stored)
+    }
+
+    /// Reads an object's stored bytes without opening them, so callers can time the read
+    /// apart from decompression and hashing (`object::open`).
+    pub fn fetch_object(&self, kind: Kind, id: &Digest, referenced_by: &str) -> Result<Vec<u8>> {
+        match self.store.get(&kind.key(id)) {
+            Ok(stored) => Ok(stored),
+            Err(StoreError::NotFound { .. }) => {
+                Err(Error::Missing { kind: kind.name(), id: id.to_hex(), referenced_by: referenced_by.into() })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub fn has_object(&self, kind: Kind, id: &Digest) -> Result<bool> {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use serde::Serialize;
@@ -35,6 +35,29 @@ pub struct RestoredTable {
     pub chunks: u64,
 }
 
+/// Where a restore's time went, in milliseconds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RestorePhases {
+    /// Reading stored chunks from the repository.
+    pub read_ms: u64,
+    /// Decompressing chunks and checking their hashes.
+    pub decompress_ms: u64,
+    /// Creating tables and inserting rows.
+    pub load_ms: u64,
+    /// Creating indexes, triggers and views after the rows.
+    pub index_ms: u64,
+    /// Committing, syncing the file to disk and renaming it into place.
+    pub sync_ms: u64,
+}
+
+/// Accumulates phase durations with sub-millisecond precision.
+#[derive(Default)]
+pub(crate) struct PhaseClock {
+    pub read: Duration,
+    pub decompress: Duration,
+    pub load: Duration,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct RestoreReport {
     pub snapshot: SnapshotId,
@@ -45,6 +68,7 @@ pub struct RestoreReport {
     pub chunks: u64,
     /// Plain bytes of the chunks read.
     pub bytes: u64,
+    pub phases: RestorePhases,
     pub duration_ms: u64,
 }
 
@@ -177,9 +201,10 @@ pub fn restore(
 
     let mut report_tables = Vec::with_capacity(tables.len());
     let (mut total_rows, mut total_chunks, mut total_bytes) = (0u64, 0u64, 0u64);
+    let mut clock = PhaseClock::default();
     for (index, (entry, object)) in tables.iter().enumerate() {
         progress.table_started(&object.name, index, tables.len());
-        let (rows, chunks, bytes) = load_table(repo, &conn, &label, object, progress)
+        let (rows, chunks, bytes) = load_table(repo, &conn, &label, object, progress, &mut clock)
             .map_err(|e| Error::InTable { table: entry.name.clone(), error: Box::new(e) })?;
         progress.table_finished(&object.name);
         report_tables.push(RestoredTable { name: entry.name.clone(), rows, chunks });
@@ -190,6 +215,7 @@ pub fn restore(
 
     restore_sequences(&conn, &label, record, &selected_names)?;
 
+    let index_started = Instant::now();
     let mut schema_objects = 0;
     for object in &content.schema {
         let wanted = match object.kind {
@@ -203,6 +229,8 @@ pub fn restore(
             schema_objects += 1;
         }
     }
+    let index_elapsed = index_started.elapsed();
+    let sync_started = Instant::now();
     conn.execute_batch("COMMIT").map_err(sql_error("committing the restore".into()))?;
     conn.close().map_err(|(_, e)| Error::sqlite("closing the restore file", &label, e))?;
 
@@ -224,6 +252,13 @@ pub fn restore(
         rows: total_rows,
         chunks: total_chunks,
         bytes: total_bytes,
+        phases: RestorePhases {
+            read_ms: clock.read.as_millis() as u64,
+            decompress_ms: clock.decompress.as_millis() as u64,
+            load_ms: clock.load.as_millis() as u64,
+            index_ms: index_elapsed.as_millis() as u64,
+            sync_ms: sync_started.elapsed().as_millis() as u64,
+        },
         duration_ms: started.elapsed().as_millis() as u64,
     })
 }
@@ -278,6 +313,7 @@ pub(crate) fn load_table(
     label: &str,
     object: &TableObject,
     progress: &dyn Progress,
+    clock: &mut PhaseClock,
 ) -> Result<(u64, u64, u64)> {
     let Some(tree) = object.tree else { return Ok((0, 0, 0)) };
     let sql = insert_sql(object)?;
@@ -288,7 +324,13 @@ pub(crate) fn load_table(
     let referenced_by = format!("table {:?}", object.name);
     repo.for_each_chunk(&tree, &object.name, &mut |entry| {
         let id = ChunkId(entry.id);
-        let plain = repo.get_chunk(&id, &referenced_by)?;
+        let started = Instant::now();
+        let stored = repo.fetch_object(crate::object::Kind::Chunk, &id.0, &referenced_by)?;
+        let fetched = Instant::now();
+        let plain = crate::object::open(crate::object::Kind::Chunk, &id.0, &stored)?;
+        let opened = Instant::now();
+        clock.read += fetched - started;
+        clock.decompress += opened - fetched;
         let corrupt = |detail: String| Error::Corrupt { kind: "chunk", id: id.to_hex(), detail };
         let mut reader = ChunkReader::new(&plain, has_rowid, &defaults).map_err(|e| corrupt(e.to_string()))?;
         if reader.row_count() != entry.rows {
@@ -306,6 +348,7 @@ pub(crate) fn load_table(
                 .execute(rusqlite::params_from_iter(params.iter()))
                 .map_err(|e| Error::sqlite(format!("inserting into {:?}", object.name), label, e))?;
         }
+        clock.load += opened.elapsed();
         rows += entry.rows;
         chunks += 1;
         bytes += entry.bytes;

@@ -42,6 +42,8 @@ pub struct SnapshotReport {
     /// from compression and deduplication together.
     pub dedup_ratio: f64,
     pub duration_ms: u64,
+    /// Full-restore time projected from the latest drill's throughput.
+    pub projected_restore_ms: Option<u64>,
     pub warnings: Vec<String>,
 }
 
@@ -78,6 +80,10 @@ pub fn take_snapshot(
     let scan = scan_database(&source.conn, &source.info.location, &catalog, &params)?;
 
     let parent = latest_of_source(repo, &source.info.location)?;
+    let projected_restore_ms = crate::history::read_all(repo)
+        .ok()
+        .and_then(|events| crate::history::latest_drill_throughput(&events))
+        .map(|rate| crate::history::project_ms(scan.stats.bytes_read, rate));
     let root = scan.content.root();
     let tables: Vec<TableSummary> = scan
         .tables
@@ -101,6 +107,7 @@ pub fn take_snapshot(
             new_chunks: scan.stats.new_chunks,
             new_bytes: scan.stats.new_bytes,
             duration_ms,
+            projected_restore_ms,
         },
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     };
@@ -124,6 +131,7 @@ pub fn take_snapshot(
         new_bytes,
         dedup_ratio: record.stats.bytes_read as f64 / new_bytes.max(1) as f64,
         duration_ms: started.elapsed().as_millis() as u64,
+        projected_restore_ms,
         warnings: source.warnings.clone(),
     })
 }

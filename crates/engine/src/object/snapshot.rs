@@ -119,6 +119,9 @@ pub struct SnapshotStats {
     /// this record itself (whose size is not known while it is being written).
     pub new_bytes: u64,
     pub duration_ms: u64,
+    /// Estimated time to restore this snapshot in full, from the restore throughput of the
+    /// latest drill in the repository; `None` before the first drill.
+    pub projected_restore_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

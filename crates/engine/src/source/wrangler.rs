@@ -14,6 +14,8 @@ pub struct WranglerDatabase {
     pub binding: String,
     pub name: String,
     pub id: String,
+    /// `migrations_dir`, relative to the project; wrangler's default is "migrations".
+    pub migrations_dir: String,
 }
 
 const CONFIG_NAMES: [&str; 3] = ["wrangler.json", "wrangler.jsonc", "wrangler.toml"];
@@ -45,6 +47,7 @@ pub fn find_database(project: &Path, wanted: Option<&str>) -> Result<WranglerDat
             binding: field("binding").unwrap_or_default(),
             name: field("database_name").unwrap_or_default(),
             id: field("database_id").unwrap_or_default(),
+            migrations_dir: field("migrations_dir").unwrap_or_else(|| "migrations".to_string()),
         });
     }
     if databases.is_empty() {
