@@ -47,6 +47,51 @@ pub enum Command {
     /// Restore snapshots to a scratch file, check them, time every phase and compare with
     /// thresholds.
     Drill(DrillArgs),
+    /// Remove the snapshot records a retention policy does not keep (prune reclaims their
+    /// data).
+    Forget(ForgetArgs),
+    /// Delete every object no snapshot refers to.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ForgetArgs {
+    /// Keep the N most recent snapshots of each source.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+    /// Keep the most recent snapshot of each of the last N hours that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<usize>,
+    /// Keep the most recent snapshot of each of the last N days (UTC) that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<usize>,
+    /// Keep the most recent snapshot of each of the last N ISO weeks that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<usize>,
+    /// Keep the most recent snapshot of each of the last N months that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<usize>,
+    /// Keep every snapshot taken within DURATION of the source's latest one (for example
+    /// 7d, 12h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub keep_within: Option<std::time::Duration>,
+    /// Keep every snapshot with a label equal to or starting with TEXT (for example
+    /// pre-migration); repeatable.
+    #[arg(long = "keep-label", value_name = "TEXT")]
+    pub keep_labels: Vec<String>,
+    /// List what would be removed and why each kept snapshot stays, without removing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run prune after removing the records.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Count what would be deleted without deleting.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -114,7 +159,7 @@ pub struct DrillArgs {
     pub max_projected_time: Option<std::time::Duration>,
 }
 
-/// Parses a duration such as `30m`, `90s`, `1h` or `500ms`.
+/// Parses a duration such as `30m`, `90s`, `1h`, `7d` or `500ms`.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
@@ -125,7 +170,8 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         "s" | "" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("invalid duration unit {unit:?} in {text:?}: use ms, s, m or h")),
+        "d" => value * 86_400.0,
+        _ => return Err(format!("invalid duration unit {unit:?} in {text:?}: use ms, s, m, h or d")),
     };
     Ok(std::time::Duration::from_secs_f64(seconds))
 }

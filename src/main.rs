@@ -45,6 +45,8 @@ fn main() -> ExitCode {
         Command::Restore(args) => commands::restore::run(&context, args),
         Command::Migrate(args) => commands::migrate::run(&context, args),
         Command::Drill(args) => commands::drill::run(&context, args),
+        Command::Forget(args) => commands::forget::run(&context, args),
+        Command::Prune(args) => commands::prune::run(&context, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

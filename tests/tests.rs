@@ -7,6 +7,7 @@ mod exactness;
 mod migrate;
 mod point_restore;
 mod real_data;
+mod retention;
 mod rollback_sql;
 mod util;
 mod wrangler;

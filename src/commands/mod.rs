@@ -2,8 +2,10 @@
 
 pub mod diff;
 pub mod drill;
+pub mod forget;
 pub mod list;
 pub mod migrate;
+pub mod prune;
 pub mod restore;
 pub mod show;
 pub mod snapshot;

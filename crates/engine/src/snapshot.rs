@@ -75,6 +75,8 @@ pub fn take_snapshot(
     let started = Instant::now();
     let time_ms = now_ms();
     let catalog = source.catalog()?;
+    // Held for the whole scan so a prune cannot delete an object this snapshot reuses.
+    let lock = crate::lock::acquire(repo, crate::lock::LockKind::Shared, "snapshot")?;
     let workers = if options.workers == 0 { ScanParams::default_workers() } else { options.workers };
     let params = ScanParams { chunker: repo.config().chunker, tree: repo.config().tree, sink: repo, progress, workers };
     let scan = scan_database(&source.conn, &source.info.location, &catalog, &params)?;
@@ -111,7 +113,9 @@ pub fn take_snapshot(
         },
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     };
+    lock.check_held()?;
     let (id, record_bytes) = repo.put_snapshot(&record)?;
+    drop(lock);
     record.stats.new_bytes += record_bytes;
     let new_bytes = record.stats.new_bytes;
     Ok(SnapshotReport {
