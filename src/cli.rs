@@ -114,8 +114,8 @@ pub struct MigrateArgs {
     #[arg(long = "label", value_name = "TEXT")]
     pub labels: Vec<String>,
 
-    /// Where to write the rollback SQL (default: NAME.rollback.sql beside the last migration
-    /// file, or in the project's rollback/ directory with --wrangler, since wrangler applies
+    /// Path of the rollback SQL (default: NAME.rollback.sql beside the last migration file,
+    /// or in the project's rollback/ directory with --wrangler, because wrangler applies
     /// every .sql file in its migrations directory).
     #[arg(long, value_name = "FILE")]
     pub rollback_sql: Option<PathBuf>,

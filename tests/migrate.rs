@@ -18,7 +18,7 @@ fn write(ws: &Workspace, name: &str, sql: &str) -> PathBuf {
     path
 }
 
-/// The database's root, from a snapshot of it.
+/// Returns the database's root, from a snapshot of it.
 fn root_of(ws: &Workspace, db: &Path) -> String {
     ws.snapshot(db)["root"].as_str().unwrap().to_string()
 }

@@ -120,8 +120,8 @@ fn snapshot_running_during_prune_stays_whole() {
     drop(conn);
     ws.snapshot(&db);
     ws.json(&["forget", "--keep-last", "1"]);
-    // Each round races a snapshot of changed data against a prune of the previous one; either
-    // may be refused by the other's lock, but no snapshot may end up incomplete.
+    // Each round races a snapshot of changed data against a prune of the previous one. Either
+    // may be rejected by the other's lock, but no snapshot may end up incomplete.
     for round in 0..4 {
         open(&db).execute("UPDATE t SET v = ?1 WHERE id % 500 = 0", [format!("round {round}")]).unwrap();
         let mut snapshot = std::process::Command::new(crate::util::BIN)

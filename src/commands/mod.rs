@@ -31,8 +31,8 @@ impl Context {
         Context { repo, json }
     }
 
-    /// The repository path: --repo, then D1SNAP_REPO (both through clap), then the data
-    /// directory default.
+    /// Returns the repository path: --repo, then D1SNAP_REPO (both through clap), then the
+    /// data directory default.
     pub fn repo_path(&self) -> Result<PathBuf> {
         if let Some(path) = &self.repo {
             return Ok(path.clone());
@@ -50,7 +50,7 @@ impl Context {
         Ok(Repository::open(self.store()?)?)
     }
 
-    /// Opens the repository, creating it if the location holds none.
+    /// Opens the repository, creating it if the location has none.
     pub fn open_or_create_repo(&self) -> Result<Repository> {
         Ok(Repository::open_or_create(self.store()?)?)
     }

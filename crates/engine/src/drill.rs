@@ -1,6 +1,6 @@
 //! Restore drills: restore a snapshot to a scratch file, prove the copy is whole and exact,
-//! time every phase, and compare with thresholds. A drill answers "would a rollback work,
-//! and how long would it take?" with a measurement instead of a hope.
+//! time every phase, and compare with thresholds. A drill measures whether a rollback
+//! would work and how long it would take.
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -56,8 +56,8 @@ pub fn append(repo: &Repository, event: &HistoryEvent) -> Result<String> {
     Ok(key)
 }
 
-/// Every event, oldest first. Events that do not parse are skipped with a warning, so one
-/// damaged entry never hides the others.
+/// Reads every event, oldest first. Events that do not parse are skipped with a warning, so
+/// one damaged entry never hides the others.
 pub fn read_all(repo: &Repository) -> Result<Vec<HistoryEvent>> {
     let mut keys = repo.store().list("history/")?;
     keys.sort();

@@ -50,6 +50,7 @@ pub mod snapshot;
 pub mod sql;
 pub mod source;
 pub mod store;
+pub mod time;
 pub mod value;
 pub mod verify;
 

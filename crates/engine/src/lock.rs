@@ -5,7 +5,7 @@
 //! then lists the others, and withdraws if any conflicts: two processes racing can both
 //! withdraw, but never both proceed, even on stores without atomic create (S3). A lock is
 //! refreshed every few minutes and counts as stale after `STALE_AFTER` without a refresh,
-//! so a crashed process cannot block the repository forever; a writer checks that its lock
+//! so a crashed process cannot block the repository forever. A writer checks that its lock
 //! still exists before writing a snapshot record, so a writer whose lock went stale (and
 //! may have been ignored by a prune) never commits a record.
 
@@ -73,7 +73,7 @@ pub struct LockGuard {
     refresher: Option<JoinHandle<()>>,
 }
 
-/// Every lock in the repository, with its key. Unreadable lock objects are skipped.
+/// Lists every lock in the repository with its key, skipping unreadable lock objects.
 pub fn list_locks(repo: &Repository) -> Result<Vec<(String, LockRecord)>> {
     let mut out = Vec::new();
     for key in repo.store().list("locks/")? {

@@ -49,8 +49,9 @@ pub struct UserCheck {
     pub expect: Option<String>,
 }
 
-/// Parses a checks file: SQL queries separated by semicolons; a line `-- expect: VALUE`
-/// before a query gives the value its first column must have, else it must return no rows.
+/// Parses a checks file of SQL queries separated by semicolons. A line `-- expect: VALUE`
+/// before a query gives the value its first column must have. Otherwise the query must
+/// return no rows.
 pub fn parse_checks(text: &str) -> Vec<UserCheck> {
     let mut checks = Vec::new();
     let mut expect = None;
@@ -149,7 +150,7 @@ pub struct MigrateOptions {
     pub checks: Vec<UserCheck>,
     /// Record each applied migration in `d1_migrations`, as `wrangler d1 migrations apply` does.
     pub record_in_d1_migrations: bool,
-    /// Where to write the rollback SQL; `None` puts it beside the last migration file.
+    /// Path of the rollback SQL; `None` puts it beside the last migration file.
     /// Callers working on a wrangler project pass a path outside the migrations directory,
     /// because `wrangler d1 migrations apply` would run any `.sql` file found there.
     pub rollback_sql_path: Option<PathBuf>,

@@ -1,9 +1,9 @@
 //! Point restore: replace some tables of an existing database with a snapshot's, in one
 //! transaction, leaving every other table untouched.
 //!
-//! Foreign keys are off during the load (ON DELETE actions would otherwise reach into other
-//! tables) and are checked once before commit, like deferred constraints; the restored
-//! tables' triggers are dropped before and recreated after, so none fires during the load.
+//! Foreign keys are off during the load, because ON DELETE actions would otherwise reach
+//! into other tables, and are checked once before commit, like deferred constraints. The
+//! restored tables' triggers are dropped before and recreated after, so none fires.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -55,7 +55,7 @@ pub struct PointRestoreReport {
     pub duration_ms: u64,
 }
 
-/// How a table of the snapshot meets the target.
+/// Relation of a snapshot table to the target: missing, same definition, or different.
 enum Fit {
     Missing,
     SameDefinition,

@@ -35,7 +35,7 @@ pub struct RestoredTable {
     pub chunks: u64,
 }
 
-/// Where a restore's time went, in milliseconds.
+/// Durations of a restore's phases, in milliseconds.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RestorePhases {
     /// Reading stored chunks from the repository.
@@ -88,7 +88,7 @@ pub fn select_tables(
     }
     let mut chosen: BTreeSet<String> = BTreeSet::new();
     // Tables picked only because their name starts with a virtual table's name; they are
-    // kept only if their table object says they are shadow tables.
+    // kept only if their table object marks them as shadow tables.
     let mut shadow_candidates: BTreeSet<String> = BTreeSet::new();
     for wanted in names {
         let exact = content.tables.iter().find(|t| &t.name == wanted).map(|t| t.name.clone());

@@ -140,7 +140,7 @@ pub fn take_snapshot(
     })
 }
 
-/// The most recent snapshot taken from the same source location, if any.
+/// Finds the most recent snapshot taken from the same source location, if any.
 fn latest_of_source(repo: &Repository, location: &str) -> Result<Option<SnapshotId>> {
     let mut latest: Option<(i64, SnapshotId)> = None;
     for (id, record) in repo.snapshots()? {

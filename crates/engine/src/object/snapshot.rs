@@ -1,7 +1,7 @@
 //! Snapshot record: everything about one snapshot that listing and restoring need, written
 //! last. The snapshot root covers the database content only (schema, tables, sequences,
-//! header values), so a restored database's own root equals it; time, labels and statistics
-//! are outside the root.
+//! header values), so a restored database's own root equals it. Time, labels and
+//! statistics are outside the root.
 
 use serde::{Deserialize, Serialize};
 
@@ -87,7 +87,7 @@ impl DatabaseContent {
     }
 }
 
-/// Where a snapshot was read from.
+/// Origin of a snapshot: the source it was read from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceInfo {
     /// "sqlite", "wrangler" or "dump".
