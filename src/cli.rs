@@ -312,6 +312,6 @@ pub struct RestoreArgs {
     pub dry_run: bool,
 
     /// Replace the --to or --sql file if it exists.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "into")]
     pub force: bool,
 }

@@ -183,3 +183,53 @@ fn snapshot_sql_rejects_values_too_large_for_d1() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("rowid 1"));
     assert!(!sql.exists());
 }
+
+#[test]
+fn rollback_sql_finds_rows_by_primary_key_when_rowids_differ() {
+    let ws = Workspace::new();
+    let (a, b, db) = migrated_sample(&ws);
+    let sql = ws.path("rollback.sql");
+    ws.ok(&["diff", &a, &b, "--sql", sql.to_str().unwrap()]);
+    // The target got its rows another way (for example from a dump), so its rowids differ.
+    open(&db).execute_batch(r#"UPDATE "Session" SET rowid = rowid + 100;"#).unwrap();
+    apply_like_d1(&db, &sql);
+    let restored = ws.path("a.sqlite");
+    ws.ok(&["restore", &a, "--to", restored.to_str().unwrap()]);
+    let values = |path: &Path| -> Vec<Vec<crate::util::Exact>> {
+        let conn = open(path);
+        let mut stmt = conn.prepare(r#"SELECT * FROM "Session" ORDER BY "id""#).unwrap();
+        let n = stmt.column_count();
+        stmt.query_map([], |row| (0..n).map(|i| row.get_ref(i).map(crate::util::Exact::from)).collect()).unwrap().collect::<Result<_, _>>().unwrap()
+    };
+    assert_eq!(values(&db), values(&restored));
+}
+
+#[test]
+fn rollback_sql_splits_large_updated_value() {
+    let ws = Workspace::new();
+    let db = ws.path("blobs.sqlite");
+    let conn = open(&db);
+    conn.execute_batch("CREATE TABLE doc(id TEXT PRIMARY KEY, body TEXT, data BLOB)").unwrap();
+    conn.execute("INSERT INTO doc VALUES ('d1', ?1, ?2)", rusqlite::params!["long text ".repeat(20_000), vec![9u8; 150_000]]).unwrap();
+    drop(conn);
+    let a = ws.snapshot(&db)["id"].as_str().unwrap().to_string();
+    open(&db).execute_batch("UPDATE doc SET body = 'short', data = x'00'").unwrap();
+    let b = ws.snapshot(&db)["id"].as_str().unwrap().to_string();
+    let sql = ws.path("rollback.sql");
+    ws.ok(&["diff", &a, &b, "--sql", sql.to_str().unwrap()]);
+    assert!(std::fs::read_to_string(&sql).unwrap().lines().all(|line| line.len() <= 100_000));
+    apply_like_d1(&db, &sql);
+    assert_matches_snapshot(&ws, &a, &db);
+}
+
+#[test]
+fn rollback_sql_limited_to_named_tables() {
+    let ws = Workspace::new();
+    let (a, b, _) = migrated_sample(&ws);
+    let sql = ws.path("rollback.sql");
+    let report = ws.json(&["diff", &a, &b, "--table", "RateLimit", "--sql", sql.to_str().unwrap()]);
+    let tables: Vec<&str> = report["sql"]["tables"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(tables, vec!["RateLimit"]);
+    let text = std::fs::read_to_string(&sql).unwrap();
+    assert!(!text.contains("\"Session\""), "{text}");
+}

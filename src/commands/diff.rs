@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use d1snap_engine::Error as EngineError;
 use d1snap_engine::diff::{Change, DatabaseView, DiffReport, TableRowReport, diff_views, table_row_report};
 use d1snap_engine::fsutil::write_atomically;
@@ -94,6 +94,9 @@ struct DiffOutput<'a> {
 }
 
 pub fn run(context: &Context, args: &DiffArgs) -> Result<u8> {
+    if let Some(path) = args.sql.as_ref().filter(|p| p.exists() && !args.force) {
+        bail!("{} already exists; choose another path or pass --force to replace it", path.display());
+    }
     let repo = context.open_repo()?;
     let objects = args.rows || args.sql.is_some();
     let a = load_snapshot(&repo, &args.a, objects)?;
@@ -151,7 +154,8 @@ fn write_sql(repo: &Repository, a: &Loaded<'_>, b: &Loaded<'_>, path: &Path, arg
     let scratch = tempfile::Builder::new().prefix("d1snap-rollback-").tempdir().context("creating a scratch directory")?;
     let draft = scratch.path().join("rollback.sql");
     let file = std::fs::File::create(&draft).with_context(|| format!("creating {}", draft.display()))?;
-    let (report, _) = write_rollback_sql(&side_a, &side_b, std::io::BufWriter::new(file))?;
+    let only: Option<std::collections::BTreeSet<String>> = (!args.tables.is_empty()).then(|| args.tables.iter().cloned().collect());
+    let (report, _) = write_rollback_sql(&side_a, &side_b, only.as_ref(), std::io::BufWriter::new(file))?;
 
     if !args.no_check {
         let copy = scratch.path().join("later.sqlite");
@@ -162,7 +166,7 @@ fn write_sql(repo: &Repository, a: &Loaded<'_>, b: &Loaded<'_>, path: &Path, arg
             Origin::File(Some(file)) => copy_database(file, &copy)?,
             Origin::File(None) => anyhow::bail!("cannot check rollback SQL against a SQL dump; pass --no-check to write it unchecked"),
         }
-        check_rollback(&copy, &draft, &a.view, repo.config())?;
+        check_rollback(&copy, &draft, &a.view, only.as_ref(), repo.config())?;
     }
     write_atomically(path, args.force, |mut out| {
         let mut draft_file = std::fs::File::open(&draft).map_err(|e| d1snap_engine::Error::io("reading the rollback draft", e))?;
@@ -201,6 +205,9 @@ fn print_text(report: &DiffReport, rows: Option<&[TableRowReport]>, sql: Option<
             }
             for column in &detail.columns_removed {
                 println!("    - column {column}");
+            }
+            if detail.definition_changed && detail.columns_added.is_empty() && detail.columns_removed.is_empty() {
+                println!("    ~ definition (CREATE TABLE statement) changed");
             }
             println!(
                 "    rows: {} added, {} removed, {} changed ({} chunk(s) read)",

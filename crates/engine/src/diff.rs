@@ -232,9 +232,11 @@ pub struct TableRowReport {
 }
 
 fn row_key_json(row: &Row, table: &TableObject) -> serde_json::Value {
+    let key_has_null = table.primary_key().iter().any(|&i| matches!(row.value(&table.columns[i].name), Some(Value::Null) | None));
+    let by_rowid = table.rowid_alias.is_some() || table.primary_key().is_empty() || key_has_null;
     match row.rowid {
-        Some(rowid) => serde_json::json!({ "rowid": rowid }),
-        None => {
+        Some(rowid) if by_rowid => serde_json::json!({ "rowid": rowid }),
+        _ => {
             let mut key = serde_json::Map::new();
             for i in table.primary_key() {
                 let name = &table.columns[i].name;

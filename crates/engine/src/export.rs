@@ -46,7 +46,7 @@ pub fn is_d1_internal(name: &str) -> bool {
 }
 
 /// Values D1 cannot store: a TEXT or BLOB over 2,000,000 bytes, or a row over that size.
-fn check_row_fits_d1(table: &str, rowid: Option<i64>, values: &[ValueRef<'_>], problems: &mut Vec<String>) {
+pub(crate) fn check_row_fits_d1(table: &str, rowid: Option<i64>, values: &[ValueRef<'_>], problems: &mut Vec<String>) {
     let size: usize = values.iter().map(|v| match v {
         ValueRef::Text(t) => t.len(),
         ValueRef::Blob(b) => b.len(),

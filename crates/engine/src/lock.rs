@@ -9,7 +9,6 @@
 //! still exists before writing a snapshot record, so a writer whose lock went stale (and
 //! may have been ignored by a prune) never commits a record.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -69,7 +68,8 @@ pub struct LockGuard {
     repo: Repository,
     key: String,
     record: Arc<Mutex<LockRecord>>,
-    stop: Arc<AtomicBool>,
+    /// Dropping the sender stops the refresh thread.
+    stop: Option<std::sync::mpsc::Sender<()>>,
     refresher: Option<JoinHandle<()>>,
 }
 
@@ -115,30 +115,24 @@ pub fn acquire(repo: &Repository, kind: LockKind, purpose: &str) -> Result<LockG
     }
 
     let record = Arc::new(Mutex::new(record));
-    let stop = Arc::new(AtomicBool::new(false));
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let refresher = {
-        let (repo, key, record, stop) = (repo.clone(), key.clone(), record.clone(), stop.clone());
+        let (repo, key, record) = (repo.clone(), key.clone(), record.clone());
         std::thread::spawn(move || {
-            let tick = Duration::from_millis(200);
-            let mut waited = Duration::ZERO;
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(tick);
-                waited += tick;
-                if waited >= REFRESH_EVERY {
-                    waited = Duration::ZERO;
-                    let snapshot = {
-                        let mut guard = record.lock().expect("lock record");
-                        guard.refreshed_ms = now_ms();
-                        guard.clone()
-                    };
-                    if let Err(e) = write_record(&repo, &key, &snapshot) {
-                        tracing::warn!(key, error = %e, "could not refresh the repository lock");
-                    }
+            // Wakes every REFRESH_EVERY, or at once when the guard drops its sender.
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(REFRESH_EVERY) {
+                let snapshot = {
+                    let mut guard = record.lock().expect("lock record");
+                    guard.refreshed_ms = now_ms();
+                    guard.clone()
+                };
+                if let Err(e) = write_record(&repo, &key, &snapshot) {
+                    tracing::warn!(key, error = %e, "could not refresh the repository lock");
                 }
             }
         })
     };
-    Ok(LockGuard { repo: repo.clone(), key, record, stop, refresher: Some(refresher) })
+    Ok(LockGuard { repo: repo.clone(), key, record, stop: Some(stop), refresher: Some(refresher) })
 }
 
 fn write_record(repo: &Repository, key: &str, record: &LockRecord) -> Result<()> {
@@ -172,7 +166,7 @@ impl LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         if let Some(handle) = self.refresher.take() {
             let _ = handle.join();
         }

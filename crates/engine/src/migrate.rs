@@ -446,7 +446,7 @@ fn write_rollback_file(repo: &Repository, pre: SnapshotId, post: SnapshotId, tar
     let (view_b, tables_b) = load(post)?;
     let a = RollbackSide { view: &view_a, reader: repo, tables: &tables_a };
     let b = RollbackSide { view: &view_b, reader: repo, tables: &tables_b };
-    crate::fsutil::write_atomically(target, true, |out| write_rollback_sql(&a, &b, out).map(|(_, out)| ((), out)))
+    crate::fsutil::write_atomically(target, true, |out| write_rollback_sql(&a, &b, None, out).map(|(_, out)| ((), out)))
 }
 
 /// Puts the database back to the pre-migration snapshot and proves it by its root.

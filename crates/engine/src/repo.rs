@@ -28,6 +28,16 @@ pub struct Stored {
     pub stored_bytes: u64,
 }
 
+/// Checks the version byte that every structured object's payload starts with (its first
+/// field, a `u8`, which postcard writes as one byte), before decoding the rest, so a newer
+/// layout is reported as a version mismatch rather than as corruption.
+fn check_leading_version(kind: Kind, id: &Digest, plain: &[u8], supported: u8) -> Result<()> {
+    match plain.first() {
+        Some(&found) => check_version(kind, id, found, supported),
+        None => Err(Error::Corrupt { kind: kind.name(), id: id.to_hex(), detail: "the payload is empty".into() }),
+    }
+}
+
 /// Rejects an object whose format version this build does not know.
 fn check_version(kind: Kind, id: &Digest, found: u8, supported: u8) -> Result<()> {
     if found == supported {
@@ -149,6 +159,7 @@ impl Repository {
 
     pub fn get_node(&self, id: &NodeId, referenced_by: &str) -> Result<IndexNode> {
         let plain = self.get_object(Kind::Node, &id.0, referenced_by)?;
+        check_leading_version(Kind::Node, &id.0, &plain, crate::object::tree::NODE_VERSION)?;
         let node: IndexNode = object::from_plain(Kind::Node, &id.0, &plain)?;
         check_version(Kind::Node, &id.0, node.version, crate::object::tree::NODE_VERSION)?;
         Ok(node)
@@ -156,6 +167,7 @@ impl Repository {
 
     pub fn get_table(&self, id: &TableId, referenced_by: &str) -> Result<TableObject> {
         let plain = self.get_object(Kind::Table, &id.0, referenced_by)?;
+        check_leading_version(Kind::Table, &id.0, &plain, crate::object::table::TABLE_VERSION)?;
         let table: TableObject = object::from_plain(Kind::Table, &id.0, &plain)?;
         check_version(Kind::Table, &id.0, table.version, crate::object::table::TABLE_VERSION)?;
         Ok(table)
@@ -163,6 +175,7 @@ impl Repository {
 
     pub fn get_snapshot(&self, id: &SnapshotId) -> Result<SnapshotRecord> {
         let plain = self.get_object(Kind::Snapshot, &id.0, "the snapshot list")?;
+        check_leading_version(Kind::Snapshot, &id.0, &plain, crate::object::snapshot::SNAPSHOT_VERSION)?;
         let record: SnapshotRecord = object::from_plain(Kind::Snapshot, &id.0, &plain)?;
         check_version(Kind::Snapshot, &id.0, record.version, crate::object::snapshot::SNAPSHOT_VERSION)?;
         check_version(Kind::Snapshot, &id.0, record.content.version, crate::object::snapshot::CONTENT_VERSION)?;

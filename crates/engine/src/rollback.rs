@@ -11,12 +11,12 @@ use serde::Serialize;
 
 use crate::diff::DatabaseView;
 use crate::error::{Error, Result};
-use crate::export::{insert_columns, is_d1_internal};
+use crate::export::{check_row_fits_d1, insert_columns, is_d1_internal};
 use crate::object::snapshot::{SchemaKind, SchemaObject};
 use crate::object::table::TableObject;
-use crate::rowdiff::{DiffCounts, ObjectReader, Row, RowEvent, Side, diff_rows};
+use crate::rowdiff::{DiffCounts, ObjectReader, Row, RowEvent, Side, diff_rows, key_columns};
 use crate::schema::quote_ident;
-use crate::sql::{InsertBatcher, LiteralWriter, RowKey, StatementWriter, push_text};
+use crate::sql::{InsertBatcher, LiteralWriter, RowKey, StatementWriter, push_text, write_update};
 use crate::value::{Value, ValueRef};
 
 /// One side of a rollback: its view plus a reader and the table objects.
@@ -44,8 +44,14 @@ pub struct RollbackReport {
     pub notes: Vec<String>,
 }
 
-/// Writes SQL that turns `b` into `a`.
-pub fn write_rollback_sql<W: Write>(a: &RollbackSide<'_>, b: &RollbackSide<'_>, out: W) -> Result<(RollbackReport, W)> {
+/// Writes SQL that turns `b` into `a`. With `only`, just those tables (and the indexes,
+/// triggers and `sqlite_sequence` rows that belong to them) are rolled back.
+pub fn write_rollback_sql<W: Write>(
+    a: &RollbackSide<'_>,
+    b: &RollbackSide<'_>,
+    only: Option<&BTreeSet<String>>,
+    out: W,
+) -> Result<(RollbackReport, W)> {
     let literals = LiteralWriter::new()?;
     let mut writer = StatementWriter::new(out);
     let mut report = RollbackReport { from: b.view.label.clone(), to: a.view.label.clone(), statements: 0, bytes: 0, tables: Vec::new(), notes: Vec::new() };
@@ -55,17 +61,13 @@ pub fn write_rollback_sql<W: Write>(a: &RollbackSide<'_>, b: &RollbackSide<'_>, 
     ))?;
     writer.statement("PRAGMA defer_foreign_keys = on")?;
 
-    let names: BTreeSet<&String> = a.tables.keys().chain(b.tables.keys()).collect();
-    let changed: Vec<&String> = names
-        .into_iter()
-        .filter(|name| !is_d1_internal(name))
-        .filter(|name| a.view.tables.get(*name).map(|t| t.id) != b.view.tables.get(*name).map(|t| t.id))
-        .collect();
-    for name in a.tables.keys().chain(b.tables.keys()).filter(|n| is_d1_internal(n)) {
-        if a.view.tables.get(name).map(|t| t.id) != b.view.tables.get(name).map(|t| t.id) {
-            report.notes.push(format!("table {name} differs but is D1 internal and cannot be written; it was left out"));
-        }
+    let wanted = |name: &str| only.is_none_or(|only| only.contains(name));
+    let names: BTreeSet<&String> = a.tables.keys().chain(b.tables.keys()).filter(|n| wanted(n)).collect();
+    let differs = |name: &String| a.view.tables.get(name).map(|t| t.id) != b.view.tables.get(name).map(|t| t.id);
+    for name in names.iter().filter(|n| is_d1_internal(n) && differs(n)) {
+        report.notes.push(format!("table {name} differs but is D1 internal and cannot be written; it was left out"));
     }
+    let changed: Vec<&String> = names.into_iter().filter(|name| !is_d1_internal(name) && differs(name)).collect();
     let changed_set: BTreeSet<&str> = changed.iter().map(|s| s.as_str()).collect();
 
     // Schema objects of B that go away or change, and every trigger on a changed table, are
@@ -74,7 +76,7 @@ pub fn write_rollback_sql<W: Write>(a: &RollbackSide<'_>, b: &RollbackSide<'_>, 
     let schema_b: BTreeMap<(SchemaKind, &str), &SchemaObject> = b.view.content.schema.iter().map(|o| ((o.kind, o.name.as_str()), o)).collect();
     let mut recreate: Vec<&SchemaObject> = Vec::new();
     for object in b.view.content.schema.iter().rev() {
-        if object.kind == SchemaKind::VirtualTable {
+        if object.kind == SchemaKind::VirtualTable || !wanted(&object.table) {
             continue;
         }
         let in_a = schema_a.get(&(object.kind, object.name.as_str()));
@@ -90,7 +92,7 @@ pub fn write_rollback_sql<W: Write>(a: &RollbackSide<'_>, b: &RollbackSide<'_>, 
             writer.statement(&format!("DROP {keyword} IF EXISTS {}", quote_ident(&object.name)))?;
         }
     }
-    for object in &a.view.content.schema {
+    for object in a.view.content.schema.iter().filter(|o| wanted(&o.table)) {
         if object.kind == SchemaKind::VirtualTable {
             if schema_b.get(&(object.kind, object.name.as_str())).is_none_or(|o| o.sql != object.sql) {
                 report.notes.push(format!("virtual table {} differs; recreate it by hand after the rollback", object.name));
@@ -124,11 +126,11 @@ pub fn write_rollback_sql<W: Write>(a: &RollbackSide<'_>, b: &RollbackSide<'_>, 
         report.tables.push(table);
     }
 
-    write_sequences(&literals, &mut writer, a, b)?;
+    write_sequences(&literals, &mut writer, a, b, &wanted)?;
     for object in recreate {
         writer.statement(&object.sql)?;
     }
-    if a.view.content.user_version != b.view.content.user_version {
+    if only.is_none() && a.view.content.user_version != b.view.content.user_version {
         writer.statement(&format!("PRAGMA user_version = {}", a.view.content.user_version))?;
     }
     report.statements = writer.statements;
@@ -188,35 +190,45 @@ fn rollback_table<W: Write>(
 
     let table = &ta.name;
     let quoted = quote_ident(table);
+    // Rows are addressed by their declared primary key where the table has one, so the SQL
+    // finds the right row even where the target's rowids differ from the snapshot's.
+    let key_names = key_columns(ta, tb)?;
     let mut deletes: Vec<String> = Vec::new();
-    let mut updates: Vec<String> = Vec::new();
+    let mut updates: Vec<(Row, Vec<String>, bool, String)> = Vec::new();
     let mut inserts: Vec<Row> = Vec::new();
-    let key_names: Vec<String> = ta.primary_key().into_iter().map(|i| ta.columns[i].name.clone()).collect();
     let counts = diff_rows(&Side { reader: reader_a, table: ta }, &Side { reader: reader_b, table: tb }, &mut |event| {
         match event {
-            RowEvent::Added { b } => deletes.push(format!("DELETE FROM {quoted} WHERE {}", where_clause(literals, b, &key_names)?)),
+            RowEvent::Added { b } => deletes.push(format!("DELETE FROM {quoted} WHERE {}", where_clause(literals, b, key_names.as_deref())?)),
             RowEvent::Removed { a } => inserts.push(a.clone()),
             RowEvent::Changed { a, b, columns } => {
-                let mut sets = Vec::new();
-                for column in columns {
-                    let mut literal = String::new();
-                    literals.push(&mut literal, a.value(column).expect("changed column exists in A").as_ref())?;
-                    sets.push(format!("{} = {literal}", quote_ident(column)));
-                }
-                if a.rowid != b.rowid {
-                    // A WITHOUT ROWID key maps to a different rowid only in rowid tables with a
-                    // separate primary key; the row is moved by deleting and re-inserting it.
-                    deletes.push(format!("DELETE FROM {quoted} WHERE {}", where_clause(literals, b, &key_names)?));
-                    inserts.push(a.clone());
-                } else if !sets.is_empty() {
-                    updates.push(format!("UPDATE {quoted} SET {} WHERE {}", sets.join(", "), where_clause(literals, a, &key_names)?));
-                }
+                let moved = a.rowid.is_some() && a.rowid != b.rowid;
+                updates.push((a.clone(), columns.to_vec(), moved, where_clause(literals, b, key_names.as_deref())?));
             }
         }
         Ok(())
     })?;
-    for statement in deletes.iter().chain(updates.iter()) {
+
+    let mut problems = Vec::new();
+    for row in inserts.iter().chain(updates.iter().map(|(row, ..)| row)) {
+        let values: Vec<ValueRef<'_>> = row.values.iter().map(|(_, v)| v.as_ref()).collect();
+        check_row_fits_d1(table, row.rowid, &values, &mut problems);
+    }
+    if !problems.is_empty() {
+        return Err(Error::Invalid(format!("{} row(s) cannot be stored in D1:\n  {}", problems.len(), problems.join("\n  "))));
+    }
+
+    for statement in &deletes {
         writer.statement(statement)?;
+    }
+    for (row, columns, moved, where_b) in &updates {
+        let mut sets: Vec<(&str, ValueRef<'_>)> = Vec::with_capacity(columns.len() + 1);
+        if *moved {
+            sets.push(("rowid", ValueRef::Integer(row.rowid.expect("a moved row has a rowid"))));
+        }
+        for column in columns {
+            sets.push((column.as_str(), row.value(column).expect("changed column exists in A").as_ref()));
+        }
+        write_update(writer, literals, table, &sets, where_b)?;
     }
     let mut batcher = InsertBatcher::new(table, insert_columns(ta), writer.max_statement_bytes);
     for row in &inserts {
@@ -225,25 +237,35 @@ fn rollback_table<W: Write>(
             values.push(ValueRef::Integer(rowid));
         }
         values.extend(row.values.iter().map(|(_, v)| v.as_ref()));
-        let key = match row.rowid {
-            Some(rowid) => RowKey::Rowid(rowid),
-            None => RowKey::PrimaryKey(key_names.iter().map(|n| (n.as_str(), row.value(n).map(Value::as_ref).unwrap_or(ValueRef::Null))).collect()),
-        };
-        batcher.push(writer, literals, &values, &key)?;
+        batcher.push(writer, literals, &values, &row_key(row, key_names.as_deref()))?;
     }
     batcher.flush(writer)?;
     Ok(RollbackTable { name: table.clone(), action, counts })
 }
 
-fn where_clause(literals: &LiteralWriter, row: &Row, key_names: &[String]) -> Result<String> {
-    let key = match row.rowid {
-        Some(rowid) => RowKey::Rowid(rowid),
-        None => RowKey::PrimaryKey(key_names.iter().map(|n| (n.as_str(), row.value(n).map(Value::as_ref).unwrap_or(ValueRef::Null))).collect()),
-    };
-    key.where_clause(literals)
+/// The key that addresses a row: its primary key when the table has one and no key value is
+/// NULL (SQLite allows several NULLs there), otherwise its rowid.
+fn row_key<'r>(row: &'r Row, key_names: Option<&'r [String]>) -> RowKey<'r> {
+    let by_key = key_names.map(|names| names.iter().map(|n| (n.as_str(), row.value(n).map(Value::as_ref).unwrap_or(ValueRef::Null))).collect::<Vec<_>>());
+    match (by_key, row.rowid) {
+        (Some(columns), Some(rowid)) if columns.iter().any(|(_, v)| matches!(v, ValueRef::Null)) => RowKey::Rowid(rowid),
+        (Some(columns), _) => RowKey::PrimaryKey(columns),
+        (None, Some(rowid)) => RowKey::Rowid(rowid),
+        (None, None) => RowKey::PrimaryKey(Vec::new()),
+    }
 }
 
-fn write_sequences<W: Write>(literals: &LiteralWriter, writer: &mut StatementWriter<W>, a: &RollbackSide<'_>, b: &RollbackSide<'_>) -> Result<()> {
+fn where_clause(literals: &LiteralWriter, row: &Row, key_names: Option<&[String]>) -> Result<String> {
+    row_key(row, key_names).where_clause(literals)
+}
+
+fn write_sequences<W: Write>(
+    literals: &LiteralWriter,
+    writer: &mut StatementWriter<W>,
+    a: &RollbackSide<'_>,
+    b: &RollbackSide<'_>,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<()> {
     let by_name = |side: &RollbackSide<'_>| -> BTreeMap<Vec<u8>, Value> {
         side.view
             .content
@@ -257,7 +279,7 @@ fn write_sequences<W: Write>(literals: &LiteralWriter, writer: &mut StatementWri
     };
     let (sa, sb) = (by_name(a), by_name(b));
     for name in sa.keys().chain(sb.keys()).collect::<BTreeSet<_>>() {
-        if sa.get(name) == sb.get(name) {
+        if sa.get(name) == sb.get(name) || !wanted(&String::from_utf8_lossy(name)) {
             continue;
         }
         let mut name_literal = String::new();
@@ -279,6 +301,7 @@ pub fn check_rollback(
     scratch: &std::path::Path,
     sql_path: &std::path::Path,
     expected: &DatabaseView,
+    only: Option<&BTreeSet<String>>,
     config: &crate::object::config::RepoConfig,
 ) -> Result<()> {
     let label = scratch.display().to_string();
@@ -294,14 +317,17 @@ pub fn check_rollback(
     let scan = crate::scan::scan_hash_only(&source, config, &crate::progress::NoProgress)?;
     let result = DatabaseView::from_scan(label, &scan);
     let diff = crate::diff::diff_views(expected, &result);
+    let wanted = |name: &str| only.is_none_or(|only| only.contains(name));
     let mut problems: Vec<String> = diff
         .tables
         .iter()
-        .filter(|t| t.change != crate::diff::Change::Unchanged && !is_d1_internal(&t.name))
+        .filter(|t| t.change != crate::diff::Change::Unchanged && !is_d1_internal(&t.name) && wanted(&t.name))
         .map(|t| format!("table {:?} {}", t.name, t.change.verb()))
         .collect();
-    problems.extend(diff.schema.iter().map(|o| format!("{} {:?} {}", o.kind, o.name, o.change.verb())));
-    problems.extend(diff.header.iter().cloned());
+    if only.is_none() {
+        problems.extend(diff.schema.iter().map(|o| format!("{} {:?} {}", o.kind, o.name, o.change.verb())));
+        problems.extend(diff.header.iter().cloned());
+    }
     if !problems.is_empty() {
         return Err(Error::Invalid(format!(
             "the rollback SQL, applied to a copy of the later database, does not give the earlier one ({}); it was not written",

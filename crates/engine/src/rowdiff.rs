@@ -193,16 +193,47 @@ fn expand(side: &Side<'_>, front: Vec<Frontier>, level: u8, counts: &mut DiffCou
     Ok(out)
 }
 
+/// Names of a table's declared primary key when it identifies rows apart from the rowid
+/// (a WITHOUT ROWID key, or a PRIMARY KEY that is not the INTEGER PRIMARY KEY alias).
+fn declared_key(table: &TableObject) -> Option<Vec<String>> {
+    let key: Vec<String> = table.primary_key().into_iter().map(|i| table.columns[i].name.clone()).collect();
+    (!key.is_empty() && table.rowid_alias.is_none()).then_some(key)
+}
+
+/// Columns that identify a row on both sides: the declared primary key when both sides
+/// declare the same one, so rows match even where their rowids differ (a database loaded
+/// from a dump gets new rowids). `None` means rows are matched by rowid.
+pub fn key_columns(a: &TableObject, b: &TableObject) -> Result<Option<Vec<String>>> {
+    match (declared_key(a), declared_key(b)) {
+        (Some(ka), Some(kb)) if ka == kb => Ok(Some(ka)),
+        _ if a.without_rowid || b.without_rowid => Err(Error::Invalid(format!(
+            "table {:?} changed its primary key, so its rows cannot be matched between the two sides",
+            a.name
+        ))),
+        _ => Ok(None),
+    }
+}
+
 /// Decodes the rows of the given chunks, calling `visit` with each row and its key.
-fn for_each_row(side: &Side<'_>, chunks: &[NodeEntry], counts: &mut DiffCounts, visit: &mut dyn FnMut(RowKey, Row) -> Result<()>) -> Result<()> {
+fn for_each_row(
+    side: &Side<'_>,
+    chunks: &[NodeEntry],
+    key_names: Option<&[String]>,
+    counts: &mut DiffCounts,
+    visit: &mut dyn FnMut(RowKey, Row) -> Result<()>,
+) -> Result<()> {
     let table = side.table;
     let defaults = table.trailing_defaults();
     let stored = table.stored_columns();
     let names: Vec<String> = stored.iter().map(|&i| table.columns[i].name.clone()).collect();
-    let key_positions: Vec<usize> = if table.without_rowid {
-        table.primary_key().iter().filter_map(|pk| stored.iter().position(|c| c == pk)).collect()
-    } else {
-        Vec::new()
+    let key_positions: Vec<usize> = match key_names {
+        Some(key_names) => key_names
+            .iter()
+            .map(|key| {
+                names.iter().position(|n| n == key).ok_or_else(|| Error::Invalid(format!("table {:?}: key column {key:?} is not stored", table.name)))
+            })
+            .collect::<Result<_>>()?,
+        None => Vec::new(),
     };
     for entry in chunks {
         let id = ChunkId(entry.id);
@@ -212,9 +243,13 @@ fn for_each_row(side: &Side<'_>, chunks: &[NodeEntry], counts: &mut DiffCounts, 
         let mut reader = ChunkReader::new(&plain, table.has_rowid(), &defaults).map_err(|e| corrupt(e.to_string()))?;
         let mut values: Vec<ValueRef<'_>> = Vec::new();
         while let Some(rowid) = reader.next_row(&mut values).map_err(|e| corrupt(e.to_string()))? {
-            let key = match rowid {
-                Some(rowid) => RowKey::Rowid(rowid),
-                None => {
+            // SQLite lets a rowid table's PRIMARY KEY hold several NULLs, so such rows are
+            // matched by rowid instead.
+            let null_key = key_positions.iter().any(|&p| matches!(values[p], ValueRef::Null));
+            let key = match (key_names, rowid) {
+                (None, Some(rowid)) => RowKey::Rowid(rowid),
+                (Some(_), Some(rowid)) if null_key => RowKey::Rowid(rowid),
+                _ => {
                     let mut bytes = Vec::new();
                     for &position in &key_positions {
                         encode::put_value(&mut bytes, values[position]);
@@ -234,15 +269,16 @@ fn for_each_row(side: &Side<'_>, chunks: &[NodeEntry], counts: &mut DiffCounts, 
 pub fn diff_rows(a: &Side<'_>, b: &Side<'_>, visit: &mut dyn FnMut(RowEvent<'_>) -> Result<()>) -> Result<DiffCounts> {
     let mut counts = DiffCounts::default();
     let (chunks_a, chunks_b) = differing_chunks(a, b, &mut counts)?;
+    let key_names = key_columns(a.table, b.table)?;
     let mut rows_a: HashMap<RowKey, Row> = HashMap::new();
     let mut order_a: Vec<RowKey> = Vec::new();
-    for_each_row(a, &chunks_a, &mut counts, &mut |key, row| {
+    for_each_row(a, &chunks_a, key_names.as_deref(), &mut counts, &mut |key, row| {
         order_a.push(key.clone());
         rows_a.insert(key, row);
         Ok(())
     })?;
     let mut tally = (0u64, 0u64);
-    for_each_row(b, &chunks_b, &mut counts, &mut |key, row_b| {
+    for_each_row(b, &chunks_b, key_names.as_deref(), &mut counts, &mut |key, row_b| {
         match rows_a.remove(&key) {
             Some(row_a) => {
                 let columns: Vec<String> = row_a
@@ -251,6 +287,7 @@ pub fn diff_rows(a: &Side<'_>, b: &Side<'_>, visit: &mut dyn FnMut(RowEvent<'_>)
                     .filter(|(name, value)| row_b.value(name).is_some_and(|other| other != value))
                     .map(|(name, _)| name.clone())
                     .collect();
+                // Rows matched by primary key may sit at different rowids on the two sides.
                 let rowid_moved = row_a.rowid != row_b.rowid;
                 if !columns.is_empty() || rowid_moved {
                     tally.1 += 1;

@@ -264,61 +264,21 @@ impl<'t> InsertBatcher<'t> {
         values: &[ValueRef<'_>],
         key: &RowKey<'_>,
     ) -> Result<()> {
-        // Values are "large" from the biggest down until the rest fits in one INSERT.
-        let mut order: Vec<usize> = (0..values.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(literal_len(values[i])));
-        let mut large = vec![false; values.len()];
-        let mut total: usize = self.prefix.len() + values.iter().map(|v| literal_len(*v) + 2).sum::<usize>() + 2;
-        for i in order {
-            if total <= self.budget {
-                break;
-            }
-            if matches!(values[i], ValueRef::Text(_) | ValueRef::Blob(_)) {
-                large[i] = true;
-                total -= literal_len(values[i]);
-            }
-        }
+        let large = pick_large(values, self.prefix.len(), self.budget);
         let mut insert = self.prefix.clone();
         insert.push('(');
         for (i, value) in values.iter().enumerate() {
             if i > 0 {
                 insert.push_str(", ");
             }
-            match (large[i], value) {
-                (true, ValueRef::Text(_)) => insert.push_str("''"),
-                (true, _) => insert.push_str("X''"),
-                (false, value) => literals.push(&mut insert, *value)?,
-            }
+            push_placeholder_or_literal(&mut insert, literals, *value, large[i])?;
         }
         insert.push(')');
         writer.statement(&insert)?;
 
         let where_clause = key.where_clause(literals)?;
         for (i, value) in values.iter().enumerate().filter(|(i, _)| large[*i]) {
-            let column = quote_ident(&self.columns[i]);
-            let overhead =
-                format!("UPDATE {} SET {column} = CAST({column} || CAST(X'' AS TEXT) AS BLOB) WHERE {where_clause}", quote_ident(self.table)).len();
-            let piece_bytes = self.budget.saturating_sub(overhead) / 2;
-            if piece_bytes == 0 {
-                return Err(Error::Invalid(format!("table {:?}: the row key is too long to address the row in an UPDATE", self.table)));
-            }
-            let (bytes, is_text) = match value {
-                ValueRef::Text(t) => (*t, true),
-                ValueRef::Blob(b) => (*b, false),
-                _ => unreachable!("only TEXT and BLOB values are split"),
-            };
-            for piece in bytes.chunks(piece_bytes) {
-                let mut literal = String::with_capacity(piece.len() * 2 + 20);
-                push_blob(&mut literal, piece);
-                // `||` always yields TEXT, so a BLOB is cast back after each append.
-                // NOTE: in a NUMERIC column a digits-only prefix of a huge TEXT value would be
-                // converted by affinity between appends; D1 data has not shown such values.
-                let target = if is_text { "TEXT" } else { "BLOB" };
-                writer.statement(&format!(
-                    "UPDATE {} SET {column} = CAST({column} || CAST({literal} AS TEXT) AS {target}) WHERE {where_clause}",
-                    quote_ident(self.table)
-                ))?;
-            }
+            append_pieces(writer, self.budget, self.table, &self.columns[i], *value, &where_clause)?;
         }
         Ok(())
     }
@@ -332,6 +292,94 @@ impl<'t> InsertBatcher<'t> {
         self.pending_rows = 0;
         writer.statement(&statement)
     }
+}
+
+/// Marks the TEXT and BLOB values, biggest first, that must leave a statement of
+/// `fixed_len` bytes plus the values' literals for it to fit in `budget`.
+fn pick_large(values: &[ValueRef<'_>], fixed_len: usize, budget: usize) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(literal_len(values[i])));
+    let mut large = vec![false; values.len()];
+    let mut total: usize = fixed_len + values.iter().map(|v| literal_len(*v) + 2).sum::<usize>() + 2;
+    for i in order {
+        if total <= budget {
+            break;
+        }
+        if matches!(values[i], ValueRef::Text(_) | ValueRef::Blob(_)) {
+            large[i] = true;
+            total -= literal_len(values[i]);
+        }
+    }
+    large
+}
+
+/// Writes a value's literal, or for a large value an empty value of the same storage class
+/// that `append_pieces` then fills.
+fn push_placeholder_or_literal(out: &mut String, literals: &LiteralWriter, value: ValueRef<'_>, large: bool) -> Result<()> {
+    match (large, value) {
+        (true, ValueRef::Text(_)) => out.push_str("''"),
+        (true, _) => out.push_str("X''"),
+        (false, value) => literals.push(out, value)?,
+    }
+    Ok(())
+}
+
+/// Appends a TEXT or BLOB value to a column in pieces that each fit in one statement.
+fn append_pieces<W: Write>(
+    writer: &mut StatementWriter<W>,
+    budget: usize,
+    table: &str,
+    column: &str,
+    value: ValueRef<'_>,
+    where_clause: &str,
+) -> Result<()> {
+    let column = quote_ident(column);
+    let table = quote_ident(table);
+    let overhead = format!("UPDATE {table} SET {column} = CAST({column} || CAST(X'' AS TEXT) AS BLOB) WHERE {where_clause}").len();
+    let piece_bytes = budget.saturating_sub(overhead) / 2;
+    if piece_bytes == 0 {
+        return Err(Error::Invalid(format!("table {table}: the row key is too long to address the row in an UPDATE")));
+    }
+    let (bytes, target) = match value {
+        ValueRef::Text(t) => (t, "TEXT"),
+        ValueRef::Blob(b) => (b, "BLOB"),
+        _ => return Ok(()),
+    };
+    for piece in bytes.chunks(piece_bytes) {
+        let mut literal = String::with_capacity(piece.len() * 2 + 20);
+        push_blob(&mut literal, piece);
+        // `||` always yields TEXT, so a BLOB is cast back after each append.
+        // NOTE: in a NUMERIC column a digits-only prefix of a huge TEXT value would be
+        // converted by affinity between appends; D1 data has not shown such values.
+        writer.statement(&format!("UPDATE {table} SET {column} = CAST({column} || CAST({literal} AS TEXT) AS {target}) WHERE {where_clause}"))?;
+    }
+    Ok(())
+}
+
+/// Writes `UPDATE table SET ... WHERE ...`, splitting values too large for one statement
+/// into appends.
+pub fn write_update<W: Write>(
+    writer: &mut StatementWriter<W>,
+    literals: &LiteralWriter,
+    table: &str,
+    sets: &[(&str, ValueRef<'_>)],
+    where_clause: &str,
+) -> Result<()> {
+    let budget = writer.max_statement_bytes.saturating_sub(2);
+    let values: Vec<ValueRef<'_>> = sets.iter().map(|(_, v)| *v).collect();
+    let fixed = format!("UPDATE {} SET  WHERE {where_clause}", quote_ident(table)).len() + sets.iter().map(|(c, _)| c.len() + 6).sum::<usize>();
+    let large = pick_large(&values, fixed, budget);
+    let mut parts = Vec::with_capacity(sets.len());
+    for (i, (column, value)) in sets.iter().enumerate() {
+        let mut part = format!("{} = ", if *column == "rowid" { "rowid".to_string() } else { quote_ident(column) });
+        push_placeholder_or_literal(&mut part, literals, *value, large[i])?;
+        parts.push(part);
+    }
+    writer.statement(&format!("UPDATE {} SET {} WHERE {where_clause}", quote_ident(table), parts.join(", ")))?;
+    for (_, (column, value)) in sets.iter().enumerate().filter(|(i, _)| large[*i]) {
+        append_pieces(writer, budget, table, column, *value, where_clause)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -406,6 +454,22 @@ mod tests {
         let mut out = String::new();
         literals.push(&mut out, ValueRef::Integer(i64::MIN)).unwrap();
         assert!(matches!(read_back(&out), rusqlite::types::Value::Integer(i64::MIN)));
+    }
+
+    #[test]
+    fn oversized_update_is_split_under_the_limit() {
+        let literals = LiteralWriter::new().unwrap();
+        let mut writer = StatementWriter::new(Vec::new());
+        let big = "é".repeat(120_000);
+        write_update(&mut writer, &literals, "t", &[("v", ValueRef::Text(big.as_bytes())), ("n", ValueRef::Integer(7))], "rowid = 1").unwrap();
+        let sql = String::from_utf8(writer.finish().unwrap()).unwrap();
+        assert!(sql.lines().all(|line| line.len() <= D1_MAX_STATEMENT_BYTES));
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t(v TEXT, n INTEGER); INSERT INTO t VALUES ('old', 0);").unwrap();
+        conn.execute_batch(&sql).unwrap();
+        let (stored, n): (String, i64) = conn.query_row("SELECT v, n FROM t", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!(stored, big);
+        assert_eq!(n, 7);
     }
 
     #[test]
