@@ -97,7 +97,16 @@ impl Store for LocalStore {
     fn exists(&self, key: &str) -> Result<bool, StoreError> {
         let path = self.path(key)?;
         match fs::metadata(&path) {
-            Ok(meta) => Ok(meta.is_file()),
+            Ok(meta) if meta.is_file() => {
+                // A deduplicated object may come from a process that crashed before syncing
+                // its directory; the next flush syncs it, so a record never relies on an
+                // entry that an operating-system crash could still lose.
+                if let Some(dir) = path.parent() {
+                    self.dirty_dirs.lock().expect("dirty_dirs lock").insert(dir.to_path_buf());
+                }
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
             Err(e) => Err(self.io_error("stat", key, e)),
         }
