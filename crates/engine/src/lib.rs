@@ -33,6 +33,7 @@ pub mod fsutil;
 pub mod id;
 pub mod object;
 pub mod point_restore;
+pub mod prefetch;
 pub mod progress;
 pub mod repo;
 pub mod restore;
