@@ -316,7 +316,7 @@ def report(samples, limits_two, limits_one, show, db_bytes, size_mb, runs, chain
             f"{peak / (128 * MIB):.2f}×", "≤ 1×", peak <= 128 * MIB),
         row("full restore of 10 GiB, projected", fmt_seconds(projected_10gb), "a few minutes", "5 min",
             f"{projected_10gb / 300:.2f}×", "≤ 1×", projected_10gb <= 300),
-        row("R2 requests by kind", "not measured yet", "", "", "", "", None),
+        row("R2 requests by kind", "not measured yet", "no R2 backend to measure: it is not merged yet", "", "", "", None),
         "",
         "Incremental snapshots of a copy of the database, each after the change before it:",
         "",
