@@ -38,6 +38,7 @@ pub mod lock;
 pub mod migrate;
 pub mod object;
 pub mod point_restore;
+pub mod prefetch;
 pub mod progress;
 pub mod prune;
 pub mod repo;

@@ -10,6 +10,8 @@ pub mod snapshot;
 pub mod table;
 pub mod tree;
 
+use std::cell::RefCell;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -128,7 +130,35 @@ pub fn open(kind: Kind, id: &Digest, stored: &[u8]) -> Result<Vec<u8>> {
     Ok(plain)
 }
 
+thread_local! {
+    /// One zstd decompression context per thread, reused across objects. Creating one per
+    /// chunk took about a quarter of the decompression time in a profile of `verify --read-data`.
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
 fn decompress(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    // d1snap's writer records the plain size in the frame header, so the output buffer is
+    // allocated once. A frame without it (or a header too damaged to read) takes the
+    // streaming path. A wrong size in a damaged header makes zstd fail, never overrun.
+    match zstd::zstd_safe::get_frame_content_size(body) {
+        Ok(Some(size)) if size > MAX_PLAIN_BYTES as u64 => {
+            Err(std::io::Error::other("payload exceeds the maximum object size"))
+        }
+        Ok(Some(size)) => DECOMPRESSOR.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let decompressor = match cell.as_mut() {
+                Some(decompressor) => decompressor,
+                None => cell.insert(zstd::bulk::Decompressor::new()?),
+            };
+            let mut plain = Vec::with_capacity(size as usize);
+            decompressor.decompress_to_buffer(body, &mut plain)?;
+            Ok(plain)
+        }),
+        _ => decompress_stream(body),
+    }
+}
+
+fn decompress_stream(body: &[u8]) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut decoder = zstd::stream::read::Decoder::new(body)?;
     let mut plain = Vec::new();
@@ -181,6 +211,42 @@ mod tests {
         let plain = b"x".to_vec();
         let id = Digest::of(&plain);
         let stored = seal(Kind::Node, &plain, None).unwrap();
+        assert!(matches!(open(Kind::Chunk, &id, &stored), Err(Error::Corrupt { .. })));
+    }
+
+    fn envelope(kind: Kind, zstd_body: &[u8]) -> Vec<u8> {
+        let mut stored = MAGIC.to_vec();
+        stored.extend_from_slice(&[kind as u8, ENVELOPE_VERSION, Compression::Zstd as u8]);
+        stored.extend_from_slice(zstd_body);
+        stored
+    }
+
+    #[test]
+    fn frame_without_content_size_opens() {
+        let plain = b"streamed rows ".repeat(200);
+        let id = Digest::of(&plain);
+        // The streaming encoder does not know the size up front, so the header omits it.
+        let body = zstd::stream::encode_all(&plain[..], 3).unwrap();
+        assert!(matches!(zstd::zstd_safe::get_frame_content_size(&body), Ok(None)));
+        assert_eq!(open(Kind::Chunk, &id, &envelope(Kind::Chunk, &body)).unwrap(), plain);
+    }
+
+    #[test]
+    fn content_size_above_maximum_is_corrupt() {
+        // A frame header alone: magic number, a descriptor for a single segment with an
+        // 8-byte content size, then that size.
+        let mut body = vec![0x28, 0xb5, 0x2f, 0xfd, 0xe0];
+        body.extend_from_slice(&(MAX_PLAIN_BYTES as u64 + 1).to_le_bytes());
+        let result = open(Kind::Chunk, &Digest::of(b""), &envelope(Kind::Chunk, &body));
+        assert!(matches!(result, Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn truncated_zstd_body_is_corrupt() {
+        let plain = b"rows rows rows rows".repeat(50);
+        let id = Digest::of(&plain);
+        let mut stored = seal(Kind::Chunk, &plain, Some(3)).unwrap();
+        stored.truncate(stored.len() - 3);
         assert!(matches!(open(Kind::Chunk, &id, &stored), Err(Error::Corrupt { .. })));
     }
 
