@@ -35,6 +35,9 @@ pub fn run(context: &Context, args: &VerifyArgs) -> Result<u8> {
         verify_snapshots(&repo, &ids, args.read_data)
     };
     print_report(context, &report);
+    if !report.is_clean() {
+        context.forget_known_objects(&repo);
+    }
     Ok(if report.is_clean() { exit::OK } else { exit::INTEGRITY })
 }
 
