@@ -1,11 +1,32 @@
-//! Integration tests: the real `d1snap` binary run on real SQLite files.
+//! Integration tests: the real `d1snap` binary run on real SQLite files. Every test runs
+//! twice, under `local` with a repository directory and under `s3` with a bucket on an
+//! in-process S3 server; `util::Workspace` picks the backend from the test's module path.
 
-mod bad_input;
-mod corruption;
-mod dedup;
-mod exactness;
-mod point_restore;
-mod real_data;
-mod rollback_sql;
 mod util;
-mod wrangler;
+
+#[path = "."]
+mod local {
+    mod bad_input;
+    mod backend;
+    mod corruption;
+    mod dedup;
+    mod exactness;
+    mod point_restore;
+    mod real_data;
+    mod rollback_sql;
+    mod wrangler;
+}
+
+#[path = "."]
+mod s3 {
+    mod bad_input;
+    mod backend;
+    mod corruption;
+    mod dedup;
+    mod exactness;
+    mod point_restore;
+    mod real_data;
+    mod rollback_sql;
+    mod s3_remote;
+    mod wrangler;
+}

@@ -211,6 +211,7 @@ impl ProxyStats {
 /// A proxy on 127.0.0.1 that forwards to `upstream`, injecting faults by a plan.
 pub struct FaultProxy {
     addr: SocketAddr,
+    upstream: SocketAddr,
     stats: Arc<ProxyStats>,
     runtime: Option<Runtime>,
 }
@@ -248,11 +249,16 @@ impl FaultProxy {
                 });
             }
         });
-        FaultProxy { addr, stats, runtime: Some(runtime) }
+        FaultProxy { addr, upstream, stats, runtime: Some(runtime) }
     }
 
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The address requests are forwarded to.
+    pub fn upstream(&self) -> SocketAddr {
+        self.upstream
     }
 
     pub fn stats(&self) -> &ProxyStats {
