@@ -206,11 +206,12 @@ fn missing_credentials_are_reported() {
 fn credentials_never_appear_in_output() {
     let ws = Workspace::new();
     let db = ws.copy_data("chinook/Chinook_Sqlite.sqlite");
-    let mut outputs = Vec::new();
-    outputs.push(ws.command(&["-vv", "--json", "snapshot", db.to_str().unwrap()]).env("D1SNAP_LOG", "trace").output().unwrap());
-    outputs.push(ws.command(&["-vv", "list"]).env("D1SNAP_LOG", "trace").output().unwrap());
-    // A wrong secret makes the server reject every request.
-    outputs.push(ws.command(&["-vv", "--json", "list"]).env("AWS_SECRET_ACCESS_KEY", "wrong-secret-value-0123456789").output().unwrap());
+    let outputs = [
+        ws.command(&["-vv", "--json", "snapshot", db.to_str().unwrap()]).env("D1SNAP_LOG", "trace").output().unwrap(),
+        ws.command(&["-vv", "list"]).env("D1SNAP_LOG", "trace").output().unwrap(),
+        // A wrong secret makes the server reject every request.
+        ws.command(&["-vv", "--json", "list"]).env("AWS_SECRET_ACCESS_KEY", "wrong-secret-value-0123456789").output().unwrap(),
+    ];
     for output in &outputs {
         for stream in [&output.stdout, &output.stderr] {
             let text = String::from_utf8_lossy(stream);

@@ -18,6 +18,7 @@ mod local {
 }
 
 #[path = "."]
+#[expect(clippy::duplicate_mod, reason = "the s3 copy of the suite reuses the test files of the local copy")]
 mod s3 {
     mod bad_input;
     mod backend;

@@ -10,8 +10,7 @@ use d1snap_engine::repo::Repository;
 use d1snap_engine::restore::{RestoreOptions, restore};
 use d1snap_engine::snapshot::{SnapshotOptions, take_snapshot};
 use d1snap_engine::source::{OpenedSource, SourceSpec};
-use d1snap_engine::store::{LocalStore, RepoLocation, S3Options, S3Store};
-use d1snap_s3_test_server::{ACCESS_KEY_ID, BUCKET, S3TestServer, SECRET_ACCESS_KEY};
+use d1snap_engine::store::LocalStore;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rusqlite::Connection;
@@ -164,12 +163,16 @@ proptest! {
     }
 }
 
+#[cfg(feature = "s3")]
 proptest! {
     // Fewer cases than on a local directory: each one starts a server and a client.
     #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
 
     #[test]
     fn random_databases_round_trip_over_s3(tables in proptest::collection::vec(table(), 1..4)) {
+        use d1snap_engine::store::{RepoLocation, S3Options, S3Store};
+        use d1snap_s3_test_server::{ACCESS_KEY_ID, BUCKET, S3TestServer, SECRET_ACCESS_KEY};
+
         let dir = tempfile::tempdir().unwrap();
         let server = S3TestServer::start();
         // SAFETY: set_var races with threads that read the environment at the same time;

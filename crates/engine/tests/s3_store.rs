@@ -1,6 +1,8 @@
 //! The S3 store over real HTTP: an in-process S3 server on 127.0.0.1, reached directly or
 //! through a proxy that checks R2's dialect and injects faults.
 
+#![cfg(feature = "s3")]
+
 use std::time::{Duration, Instant};
 
 use d1snap_engine::store::{RepoLocation, S3Location, S3Options, S3Store, Store, StoreError};

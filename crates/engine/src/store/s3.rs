@@ -88,11 +88,14 @@ impl Default for S3Options {
     }
 }
 
+/// A background GET started by `prefetch`.
+type Download = JoinHandle<Result<Vec<u8>, StoreError>>;
+
 pub struct S3Store {
     shared: Arc<Shared>,
     uploads: Arc<Uploads>,
     /// Downloads started by `prefetch`, taken by the `get` of the same key.
-    prefetched: Mutex<HashMap<String, JoinHandle<Result<Vec<u8>, StoreError>>>>,
+    prefetched: Mutex<HashMap<String, Download>>,
     runtime: Runtime,
 }
 

@@ -50,10 +50,12 @@ impl Intercept for Accounting {
         // Streaming bodies (GetObject) are not loaded here; the store counts them itself.
         let Some(body) = response.body().bytes() else { return Ok(()) };
         self.counters.received(body.len() as u64);
-        if response.status().as_u16() == 200 {
-            if let Some(code) = error_document_code(body) {
-                return Err(Box::new(ErrorIn200Response { code }));
-            }
+        // An output that already failed to deserialize is an error as it stands.
+        if response.status().as_u16() == 200
+            && context.output_or_error().is_ok()
+            && let Some(code) = error_document_code(body)
+        {
+            return Err(Box::new(ErrorIn200Response { code }));
         }
         Ok(())
     }
