@@ -59,7 +59,7 @@ fn init_logging(verbose: u8) {
         tracing_subscriber::EnvFilter::try_from_env("D1SNAP_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // The AWS SDK and the HTTP stack log signed requests and headers at debug and trace
     // level, which carry the access key id and any session token, so they are capped here
-    // whatever D1SNAP_LOG asks for.
+    // whatever D1SNAP_LOG requests.
     for directive in ["aws_sigv4=info", "aws_smithy_runtime=info", "aws_smithy_runtime_api=info", "aws_smithy_http_client=info", "aws_sdk_s3=info", "aws_config=info", "aws_runtime=info", "hyper=info", "hyper_util=info", "h2=info", "rustls=info"] {
         filter = filter.add_directive(directive.parse().expect("valid log directive"));
     }

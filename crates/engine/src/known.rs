@@ -6,7 +6,7 @@
 //! repository (its config id and location) and one generation, the value of the
 //! `index/generation` object. A prune changes that value before it deletes anything, so a
 //! cache from before a prune is rebuilt from a listing instead of being trusted, and a
-//! snapshot that sees the generation change while it runs writes no record.
+//! snapshot that finds the generation changed while it ran writes no record.
 //! docs/FORMAT.md ("Known-object cache") gives the full rules.
 
 use std::collections::HashSet;
@@ -57,7 +57,7 @@ fn entry(kind: Kind, id: &Digest) -> Entry {
 }
 
 impl KnownObjects {
-    /// A cache in `cache_root`, in a folder named after the repository id and location so
+    /// Creates a cache in `cache_root`, in a folder named after the repository id and location so
     /// that a copy of a repository elsewhere never shares it.
     pub fn new(cache_root: &Path, repository_id: &str, location: &str) -> KnownObjects {
         let place = Digest::of(location.as_bytes()).to_hex();
@@ -145,7 +145,7 @@ impl KnownObjects {
         Ok(())
     }
 
-    /// The ids in the cache file, or `None` when it is missing or of another generation.
+    /// Reads the ids in the cache file, or returns `None` when it is missing or of another generation.
     fn read_file(&self, generation: &str) -> std::io::Result<Option<HashSet<Entry>>> {
         let mut bytes = Vec::new();
         match File::open(self.path()) {
@@ -203,7 +203,7 @@ fn read_generation(store: &dyn Store) -> Result<String> {
     }
 }
 
-/// Every content-addressed object in the repository, from one listing.
+/// Lists every content-addressed object in the repository.
 fn list_repository(store: &dyn Store) -> Result<HashSet<Entry>> {
     let mut ids = HashSet::new();
     for key in store.list("")? {

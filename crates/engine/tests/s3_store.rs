@@ -13,8 +13,8 @@ const MIB: usize = 1024 * 1024;
 /// Points the AWS SDK at the test credentials. Every test sets the same values, so tests
 /// running at once never see each other's.
 fn test_credentials() {
-    // SAFETY: set_var races with threads that read the environment at the same time; every
-    // test writes the same values, so a reader sees them before or after, never torn ones.
+    // SAFETY: set_var races with threads that read the environment at the same time. Every
+    // test writes the same values, so a reader finds them before or after, never torn.
     unsafe {
         std::env::set_var("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID);
         std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY);
@@ -183,7 +183,9 @@ fn exhausted_retries_fail_flush() {
     let store = open(&proxy.endpoint(), "failing", S3Options { max_attempts: 3, ..fast_options() });
     store.put("chunks/00/0001", b"never stored").unwrap();
     let error = store.flush().unwrap_err();
-    assert!(matches!(&error, StoreError::Request(failure) if failure.transient && failure.attempts == 3), "{error}");
+    let StoreError::Request(failure) = &error else { panic!("not a request failure: {error}") };
+    assert!(failure.transient, "{error}");
+    assert_eq!(failure.attempts, 3, "{error}");
     assert!(error.to_string().contains("after 3 attempts"), "{error}");
     assert!(matches!(store.put("chunks/00/0002", b"x"), Ok(())), "the failure is reported once, by flush");
 }

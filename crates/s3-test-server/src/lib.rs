@@ -4,7 +4,7 @@
 //!
 //! The proxy plays R2's dialect: it rejects `aws-chunked` uploads, unsigned payloads,
 //! uploads without a Content-Length, `x-amz-checksum-*` headers, and multipart uploads
-//! whose parts differ in size except the last, and answers NoSuchBucket for any bucket but
+//! whose parts differ in size except the last, and returns NoSuchBucket for any bucket but
 //! `BUCKET`. It counts concurrent part uploads. For a
 //! share of requests it answers 500, 503 or 429, resets the connection before or after
 //! forwarding, answers 200 with an S3 error body, or stalls.
@@ -89,7 +89,7 @@ impl S3TestServer {
         self.addr
     }
 
-    /// The endpoint URL, `http://127.0.0.1:PORT`.
+    /// Returns the endpoint URL, `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -98,7 +98,7 @@ impl S3TestServer {
         &self.root
     }
 
-    /// The folder that holds the bucket's objects.
+    /// Returns the folder that contains the bucket's objects.
     pub fn bucket_dir(&self) -> PathBuf {
         self.root.join(BUCKET)
     }
@@ -120,9 +120,9 @@ pub enum Fault {
     TooManyRequests429,
     /// The connection is reset before the request reaches the server.
     ResetBeforeForward,
-    /// The request reaches the server, then the connection is reset instead of answered.
+    /// The request reaches the server, then the connection is reset in place of the response.
     ResetAfterForward,
-    /// A 200 response whose body is an S3 `<Error>` document; the server never sees the request.
+    /// A 200 response whose body is an S3 `<Error>` document. The request never reaches the server.
     ErrorIn200,
     /// The request hangs for `FaultPlan::stall`, then the connection is reset.
     Stall,

@@ -1,4 +1,4 @@
-//! Where a repository lives: a local directory, or a bucket prefix named by an `s3://` or
+//! Repository locations: a local directory, or a bucket prefix named by an `s3://` or
 //! `r2://` URL. Parsing needs no network and no credentials.
 
 use std::fmt;
@@ -81,13 +81,13 @@ impl RepoLocation {
 }
 
 impl S3Location {
-    /// The store key of a repository key: the prefix and the key joined by `/`.
+    /// Returns the store key of a repository key: the prefix and the key joined by `/`.
     pub fn object_key(&self, key: &str) -> String {
         if self.prefix.is_empty() { key.to_string() } else { format!("{}/{key}", self.prefix) }
     }
 }
 
-/// The URL form, safe to print: it never holds credentials, because endpoints with user
+/// The URL form, safe to print: it never contains credentials, because endpoints with user
 /// information are rejected.
 impl fmt::Display for S3Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -44,7 +44,7 @@ pub enum StoreError {
     Invalid(String),
 }
 
-/// What failed in a remote request, kept as text so that one failure can be reported both
+/// Details of a failed remote request, kept as text so that one failure can be reported both
 /// to the call that hit it and to a later `flush`.
 #[derive(Clone, Debug)]
 pub struct RequestFailure {
@@ -113,8 +113,8 @@ pub trait Store: Send + Sync + Debug {
     /// Hints that `key` will be read soon, so a remote store can start fetching it.
     fn prefetch(&self, _key: &str) {}
 
-    /// Whether every request goes over a network, so a local cache of known objects saves
-    /// requests.
+    /// Returns whether every request goes over a network, so that a local cache of known
+    /// objects saves requests.
     fn is_remote(&self) -> bool {
         false
     }

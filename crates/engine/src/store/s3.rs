@@ -62,7 +62,7 @@ pub struct S3Options {
     pub max_attempts: u32,
     /// Backoff before the second attempt; it doubles with each further attempt.
     pub base_delay: Duration,
-    /// Longest backoff between two attempts.
+    /// Maximum backoff between two attempts.
     pub max_delay: Duration,
     /// Time limit of one attempt, from sending the request to the last byte of the response.
     pub attempt_timeout: Duration,
@@ -99,7 +99,7 @@ pub struct S3Store {
     runtime: Runtime,
 }
 
-/// What the background tasks share with the store.
+/// State shared by the store and its background tasks.
 struct Shared {
     client: Client,
     location: S3Location,
@@ -417,7 +417,7 @@ impl Shared {
         .await
     }
 
-    /// The size of an object, or `None` when it does not exist.
+    /// Returns the size of an object, or `None` when it does not exist.
     async fn object_size(&self, key: &str) -> Result<Option<u64>, StoreError> {
         let object_key = self.location.object_key(key);
         let result = self
@@ -436,7 +436,7 @@ impl Shared {
         }
     }
 
-    /// Every key under `prefix`, one LIST request per 1,000 keys.
+    /// Lists every key under `prefix`, with one LIST request per 1,000 keys.
     async fn list_keys(&self, prefix: &str, limit: Option<i32>) -> Result<Vec<String>, StoreError> {
         let full_prefix = self.location.object_key(prefix);
         let strip = if self.location.prefix.is_empty() { 0 } else { self.location.prefix.len() + 1 };
@@ -494,7 +494,7 @@ struct UploadState {
 }
 
 impl Uploads {
-    /// Queues an upload, waiting while the queue holds `limit` bytes or more, and returns its
+    /// Queues an upload, waiting while the queue contains `limit` bytes or more, and returns its
     /// ticket. Fails at once when an earlier upload failed, so a snapshot stops early.
     fn enqueue(&self, key: &str, data: Bytes, limit: usize) -> Result<u64, StoreError> {
         let mut state = self.state.lock().expect("upload state lock");
@@ -526,7 +526,7 @@ impl Uploads {
         self.changed.notify_all();
     }
 
-    /// The bytes of a queued upload of `key`, so a read sees an earlier write.
+    /// Returns the bytes of a queued upload of `key`, so that a read returns an earlier write.
     fn queued(&self, key: &str) -> Option<Bytes> {
         let state = self.state.lock().expect("upload state lock");
         state.queued.iter().rev().find(|(_, k, _)| k == key).map(|(_, _, data)| data.clone())
@@ -545,7 +545,7 @@ impl Uploads {
     }
 }
 
-/// A copy of an upload failure for the callers after the first.
+/// Copies an upload failure for the callers after the first.
 fn repeat(error: &StoreError) -> StoreError {
     match error {
         StoreError::Request(failure) => StoreError::Request(failure.clone()),

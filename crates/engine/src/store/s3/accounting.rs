@@ -50,7 +50,7 @@ impl Intercept for Accounting {
         // Streaming bodies (GetObject) are not loaded here; the store counts them itself.
         let Some(body) = response.body().bytes() else { return Ok(()) };
         self.counters.received(body.len() as u64);
-        // An output that already failed to deserialize is an error as it stands.
+        // An output that already failed to deserialize needs no second error.
         if response.status().as_u16() == 200
             && context.output_or_error().is_ok()
             && let Some(code) = error_document_code(body)
@@ -73,7 +73,7 @@ pub(super) fn request_kind(method: &str, uri: &str) -> RequestKind {
     }
 }
 
-/// The `<Code>` of an S3 `<Error>` document, or `None` when `body` is something else.
+/// Returns the `<Code>` of an S3 `<Error>` document, or `None` when `body` is something else.
 pub(super) fn error_document_code(body: &[u8]) -> Option<String> {
     let head = &body[..body.len().min(512)];
     let text = std::str::from_utf8(head).ok()?.trim_start();

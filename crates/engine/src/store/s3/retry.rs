@@ -1,4 +1,5 @@
-//! Which failed requests are worth another attempt, and how long to wait before it.
+//! Classification of failed requests into those worth another attempt and the rest, and
+//! the wait before the next attempt.
 
 use std::error::Error as StdError;
 use std::time::Duration;
