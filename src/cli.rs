@@ -7,10 +7,15 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "d1snap", version, about = "Cheap, verifiable snapshots of Cloudflare D1 and SQLite databases, restored exactly")]
 pub struct Cli {
-    /// Repository directory. Defaults to $XDG_DATA_HOME/d1snap/repository
-    /// (~/.local/share/d1snap/repository), created by the first snapshot.
-    #[arg(long, global = true, env = "D1SNAP_REPO", value_name = "PATH")]
-    pub repo: Option<PathBuf>,
+    /// Repository: a directory, `s3://BUCKET/PREFIX`, or `r2://ACCOUNT_ID/BUCKET/PREFIX`
+    /// (`r2://BUCKET/PREFIX` with CLOUDFLARE_ACCOUNT_ID set). Defaults to
+    /// $XDG_DATA_HOME/d1snap/repository (~/.local/share/d1snap/repository), created by the
+    /// first snapshot.
+    #[arg(long, global = true, env = "D1SNAP_REPO", value_name = "PATH|URL")]
+    pub repo: Option<String>,
+
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 
     /// Print one JSON object on stdout instead of text (shapes in docs/commands.md).
     #[arg(long, global = true)]
@@ -22,6 +27,55 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Options of S3 and R2 repositories; local repositories ignore them.
+#[derive(Debug, Args, Clone)]
+pub struct RemoteArgs {
+    /// Endpoint URL of an S3-compatible store, such as http://127.0.0.1:9000 for a local
+    /// server; for R2 it defaults to https://ACCOUNT_ID.r2.cloudflarestorage.com.
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL_S3", value_name = "URL")]
+    pub endpoint: Option<String>,
+
+    /// Maximum requests in flight at once to an S3 or R2 repository.
+    #[arg(long, global = true, env = "D1SNAP_S3_CONNECTIONS", value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub connections: u16,
+
+    /// Attempts per request to an S3 or R2 repository, the first included, before the
+    /// command fails; transient errors are retried with exponential backoff.
+    #[arg(long, global = true, env = "D1SNAP_S3_ATTEMPTS", value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub attempts: u32,
+
+    /// Folder of the cache of objects known to be in S3 and R2 repositories. Defaults to
+    /// $XDG_CACHE_HOME/d1snap (~/.cache/d1snap).
+    #[arg(long, global = true, env = "D1SNAP_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Check each object with a HEAD request instead of the cache of known objects.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+
+    /// Objects of at least this many bytes are uploaded in parts.
+    #[arg(long, global = true, env = "D1SNAP_S3_MULTIPART_THRESHOLD", value_name = "BYTES", hide = true)]
+    pub multipart_threshold: Option<usize>,
+
+    /// Size of each multipart part but the last, in bytes.
+    #[arg(long, global = true, env = "D1SNAP_S3_PART_SIZE", value_name = "BYTES", hide = true)]
+    pub part_size: Option<usize>,
+
+    /// Maximum part uploads in flight at once.
+    #[arg(long, global = true, env = "D1SNAP_S3_PART_CONNECTIONS", value_name = "N", hide = true)]
+    pub part_connections: Option<usize>,
+
+    /// Backoff before the second attempt of a request, in milliseconds.
+    #[arg(long, global = true, env = "D1SNAP_S3_RETRY_BASE_MS", value_name = "MS", hide = true)]
+    pub retry_base_ms: Option<u64>,
+
+    /// Time limit of one request attempt, in milliseconds.
+    #[arg(long, global = true, env = "D1SNAP_S3_ATTEMPT_TIMEOUT_MS", value_name = "MS", hide = true)]
+    pub attempt_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -35,7 +35,7 @@ pub mod exit {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    let context = commands::Context::new(cli.repo.clone(), cli.json);
+    let context = commands::Context::new(cli.repo.clone(), cli.remote.clone(), cli.json);
     let result = match &cli.command {
         Command::Snapshot(args) => commands::snapshot::run(&context, args),
         Command::List => commands::list::run(&context),
@@ -48,6 +48,9 @@ fn main() -> ExitCode {
         Command::Forget(args) => commands::forget::run(&context, args),
         Command::Prune(args) => commands::prune::run(&context, args),
     };
+    if !cli.json && let Some(counts) = commands::requests() {
+        render::print_requests(&counts, result.is_ok());
+    }
     match result {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
@@ -66,7 +69,14 @@ fn init_logging(verbose: u8) {
         1 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("D1SNAP_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let mut filter =
+        tracing_subscriber::EnvFilter::try_from_env("D1SNAP_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // The AWS SDK and the HTTP stack log signed requests and headers at debug and trace
+    // level, which carry the access key id and any session token, so they are capped here
+    // whatever D1SNAP_LOG requests.
+    for directive in ["aws_sigv4=info", "aws_smithy_runtime=info", "aws_smithy_runtime_api=info", "aws_smithy_http_client=info", "aws_sdk_s3=info", "aws_config=info", "aws_runtime=info", "hyper=info", "hyper_util=info", "h2=info", "rustls=info"] {
+        filter = filter.add_directive(directive.parse().expect("valid log directive"));
+    }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).init();
 }

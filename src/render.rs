@@ -2,9 +2,20 @@
 
 use serde::Serialize;
 
-/// Prints a value as one JSON object on stdout.
+/// Prints a value as one JSON object on stdout, with a `requests` member counting the
+/// requests the command made to its repository.
 pub fn json<T: Serialize>(value: &T) {
-    match serde_json::to_string_pretty(value) {
+    let mut value = match serde_json::to_value(value) {
+        Ok(value) => value,
+        Err(e) => {
+            eprintln!("error: cannot render JSON output: {e}");
+            return;
+        }
+    };
+    if let (Some(object), Some(counts)) = (value.as_object_mut(), crate::commands::requests()) {
+        object.insert("requests".to_string(), serde_json::to_value(counts).expect("counts serialize"));
+    }
+    match serde_json::to_string_pretty(&value) {
         Ok(text) => println!("{text}"),
         Err(e) => eprintln!("error: cannot render JSON output: {e}"),
     }
@@ -21,6 +32,22 @@ pub fn error(error: &anyhow::Error, as_json: bool) {
     for cause in causes {
         eprintln!("  caused by: {cause}");
     }
+}
+
+/// Prints the requests a command made: on stdout after success, on stderr after a failure.
+pub fn print_requests(counts: &d1snap_engine::store::RequestCounts, succeeded: bool) {
+    let line = format!(
+        "requests: {} PUT, {} GET, {} HEAD, {} LIST, {} DELETE; {} sent, {} received; {} retried",
+        count(counts.put),
+        count(counts.get),
+        count(counts.head),
+        count(counts.list),
+        count(counts.delete),
+        bytes(counts.bytes_sent),
+        bytes(counts.bytes_received),
+        count(counts.retries)
+    );
+    if succeeded { println!("{line}") } else { eprintln!("{line}") }
 }
 
 /// Formats a byte count with binary units.

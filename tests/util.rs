@@ -4,40 +4,124 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use d1snap_s3_test_server::{ACCESS_KEY_ID, BUCKET, FaultPlan, FaultProxy, S3TestServer, SECRET_ACCESS_KEY};
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_d1snap");
 
-/// A temporary directory with a repository path inside it. Every run clears the variables
-/// that could point d1snap at the caller's real repository.
+/// Where a workspace keeps its repository.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A directory in the workspace.
+    Local,
+    /// Prefix `repo` of a bucket on an S3 server that the workspace starts on 127.0.0.1.
+    S3,
+}
+
+impl Backend {
+    /// The backend of the running test, from its module path: tests.rs compiles every test
+    /// module twice, under `local::` and under `s3::`, and the test harness names each
+    /// test's thread after that path.
+    pub fn of_current_test() -> Backend {
+        let name = std::thread::current().name().unwrap_or_default().to_string();
+        if name.starts_with("s3::") { Backend::S3 } else { Backend::Local }
+    }
+}
+
+/// A temporary directory with a repository inside it, or beside it on an S3 server. Every
+/// run clears the variables that could point d1snap at the caller's real repository or
+/// credentials.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
+    pub backend: Backend,
+    server: Option<S3TestServer>,
+    proxy: Option<FaultProxy>,
+    /// Extra variables for every run.
+    env: Vec<(String, String)>,
 }
 
 impl Workspace {
     pub fn new() -> Workspace {
-        Workspace { dir: tempfile::tempdir().expect("temporary directory") }
+        Workspace::with_backend(Backend::of_current_test())
+    }
+
+    pub fn with_backend(backend: Backend) -> Workspace {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let server = (backend == Backend::S3).then(|| S3TestServer::start_in(&dir.path().join("s3")));
+        Workspace { dir, backend, server, proxy: None, env: Vec::new() }
+    }
+
+    /// An S3 workspace whose requests go through a fault-injecting proxy, with fast retries.
+    pub fn with_faults(plan: FaultPlan) -> Workspace {
+        let mut ws = Workspace::with_backend(Backend::S3);
+        let server = ws.server.as_ref().expect("S3 workspaces have a server");
+        ws.proxy = Some(FaultProxy::start(server.addr(), plan));
+        ws.set_env("D1SNAP_S3_RETRY_BASE_MS", "5");
+        ws.set_env("D1SNAP_S3_ATTEMPT_TIMEOUT_MS", "2000");
+        ws.set_env("D1SNAP_S3_ATTEMPTS", "12");
+        ws
+    }
+
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.push((name.to_string(), value.to_string()));
+    }
+
+    pub fn proxy(&self) -> Option<&FaultProxy> {
+        self.proxy.as_ref()
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
+    /// The repository's folder on disk: the repository itself, or the bucket prefix in the
+    /// S3 server's folder, so tests can damage objects either way.
     pub fn repo(&self) -> PathBuf {
-        self.path("repo")
+        match &self.server {
+            Some(server) => server.bucket_dir().join("repo"),
+            None => self.path("repo"),
+        }
+    }
+
+    /// The value of `--repo`.
+    pub fn repo_arg(&self) -> String {
+        match self.backend {
+            Backend::S3 => format!("s3://{BUCKET}/repo"),
+            Backend::Local => self.repo().to_str().unwrap().to_string(),
+        }
+    }
+
+    /// The endpoint d1snap talks to: the proxy when there is one, else the server.
+    pub fn endpoint(&self) -> Option<String> {
+        self.proxy.as_ref().map(|p| p.endpoint()).or_else(|| self.server.as_ref().map(|s| s.endpoint()))
+    }
+
+    /// The command line of a run, with the environment cleared of the caller's variables.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command.args(args);
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if ["AWS_", "D1SNAP_", "CLOUDFLARE_", "XDG_"].iter().any(|prefix| name.starts_with(prefix)) {
+                command.env_remove(&*name);
+            }
+        }
+        command.env("HOME", self.dir.path()).env("D1SNAP_REPO", self.repo_arg());
+        if let Some(endpoint) = self.endpoint() {
+            command
+                .env("AWS_ENDPOINT_URL_S3", endpoint)
+                .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+                .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY);
+        }
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
+        command
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
-            .env_remove("D1SNAP_REPO")
-            .env_remove("XDG_DATA_HOME")
-            .env_remove("D1SNAP_LOG")
-            .env("HOME", self.dir.path())
-            .env("D1SNAP_REPO", self.repo())
-            .output()
-            .expect("run d1snap")
+        self.command(args).output().expect("run d1snap")
     }
 
     /// Runs a command that must succeed and returns its stdout.

@@ -12,48 +12,124 @@ pub mod snapshot;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context as _, Result};
 use d1snap_engine::repo::Repository;
 use d1snap_engine::source::SourceSpec;
-use d1snap_engine::store::LocalStore;
+use d1snap_engine::store::{LocalStore, RepoLocation, RequestCounts, S3Location, Store};
 
-use crate::cli::WranglerArgs;
+use crate::cli::{RemoteArgs, WranglerArgs};
+
+/// The store that the command opened. The process serves one command on one repository,
+/// and the summaries of every command read its request counts from here.
+static OPENED_STORE: OnceLock<Arc<dyn Store>> = OnceLock::new();
+
+/// Requests made by the command so far, when it opened a repository.
+pub fn requests() -> Option<RequestCounts> {
+    OPENED_STORE.get().map(|store| store.requests())
+}
 
 pub struct Context {
-    repo: Option<PathBuf>,
+    repo: Option<String>,
+    remote: RemoteArgs,
     pub json: bool,
 }
 
 impl Context {
-    pub fn new(repo: Option<PathBuf>, json: bool) -> Context {
-        Context { repo, json }
+    pub fn new(repo: Option<String>, remote: RemoteArgs, json: bool) -> Context {
+        Context { repo, remote, json }
     }
 
-    /// Returns the repository path: --repo, then D1SNAP_REPO (both through clap), then the
-    /// data directory default.
-    pub fn repo_path(&self) -> Result<PathBuf> {
-        if let Some(path) = &self.repo {
-            return Ok(path.clone());
+    /// Returns the repository location: --repo, then D1SNAP_REPO (both through clap), then the data
+    /// directory default.
+    pub fn repo_location(&self) -> Result<RepoLocation> {
+        let Some(text) = &self.repo else {
+            let path = default_repo_path().context("cannot find a default repository path; set --repo or D1SNAP_REPO")?;
+            return Ok(RepoLocation::Local(path));
+        };
+        let account_id = std::env::var("CLOUDFLARE_ACCOUNT_ID").ok();
+        Ok(RepoLocation::parse(text, self.remote.endpoint.as_deref(), account_id.as_deref())?)
+    }
+
+    fn store(&self) -> Result<Arc<dyn Store>> {
+        if let Some(store) = OPENED_STORE.get() {
+            return Ok(store.clone());
         }
-        default_repo_path().context("cannot find a default repository path; set --repo or D1SNAP_REPO")
+        let store: Arc<dyn Store> = match self.repo_location()? {
+            RepoLocation::Local(path) => Arc::new(LocalStore::new(&path)?),
+            RepoLocation::S3(location) => open_s3(location, &self.remote)?,
+        };
+        Ok(OPENED_STORE.get_or_init(|| store).clone())
     }
 
-    fn store(&self) -> Result<Arc<LocalStore>> {
-        let path = self.repo_path()?;
-        Ok(Arc::new(LocalStore::new(&path)?))
+    /// Adds the known-object cache to a repository in S3 or R2, unless --no-cache.
+    fn with_cache(&self, repo: Repository) -> Repository {
+        if !repo.store().is_remote() || self.remote.no_cache {
+            return repo;
+        }
+        match self.remote.cache_dir.clone().or_else(default_cache_dir) {
+            Some(dir) => repo.with_known_objects(&dir),
+            None => {
+                tracing::warn!("no cache folder (set --cache-dir, XDG_CACHE_HOME or HOME), so every object is checked with a HEAD request");
+                repo
+            }
+        }
+    }
+
+    /// Removes the known-object cache after verify found damage, so that the next snapshot
+    /// rebuilds it from a listing and uploads again whatever went missing.
+    pub fn forget_known_objects(&self, repo: &Repository) {
+        let Some(known) = repo.known_objects() else { return };
+        match std::fs::remove_file(known.path()) {
+            Ok(()) => tracing::debug!(path = %known.path().display(), "removed the known-object cache"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(path = %known.path().display(), error = %e, "could not remove the known-object cache"),
+        }
     }
 
     /// Opens an existing repository.
     pub fn open_repo(&self) -> Result<Repository> {
-        Ok(Repository::open(self.store()?)?)
+        Ok(self.with_cache(Repository::open(self.store()?)?))
     }
 
     /// Opens the repository, creating it if the location has none.
     pub fn open_or_create_repo(&self) -> Result<Repository> {
-        Ok(Repository::open_or_create(self.store()?)?)
+        Ok(self.with_cache(Repository::open_or_create(self.store()?)?))
     }
+}
+
+#[cfg(feature = "s3")]
+fn open_s3(location: S3Location, remote: &RemoteArgs) -> Result<Arc<dyn Store>> {
+    use std::time::Duration;
+
+    use d1snap_engine::store::{S3Options, S3Store};
+
+    let defaults = S3Options::default();
+    let options = S3Options {
+        concurrency: usize::from(remote.connections),
+        max_attempts: remote.attempts,
+        multipart_threshold: remote.multipart_threshold.unwrap_or(defaults.multipart_threshold),
+        part_size: remote.part_size.unwrap_or(defaults.part_size),
+        part_concurrency: remote.part_connections.unwrap_or(defaults.part_concurrency),
+        base_delay: remote.retry_base_ms.map_or(defaults.base_delay, Duration::from_millis),
+        attempt_timeout: remote.attempt_timeout_ms.map_or(defaults.attempt_timeout, Duration::from_millis),
+        ..defaults
+    };
+    Ok(Arc::new(S3Store::open(location, options)?))
+}
+
+#[cfg(not(feature = "s3"))]
+fn open_s3(location: S3Location, _remote: &RemoteArgs) -> Result<Arc<dyn Store>> {
+    anyhow::bail!("repository {location} is in S3 or R2, but this d1snap was built without the `s3` feature; rebuild it with default features")
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    let cache_home = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|home| Path::new(&home).join(".cache")))?;
+    Some(cache_home.join("d1snap"))
 }
 
 fn default_repo_path() -> Option<PathBuf> {

@@ -53,6 +53,8 @@ pub fn append(repo: &Repository, event: &HistoryEvent) -> Result<String> {
     let salt = Digest::of(format!("{:?} {} {:?}", std::time::SystemTime::now(), std::process::id(), std::thread::current().id()).as_bytes());
     let key = format!("history/{:013}-{}-{}.json", event.time_ms.max(0), event.kind, &salt.to_hex()[..8]);
     repo.store().put(&key, &json)?;
+    // A remote store uploads in the background; the flush confirms the event is stored.
+    repo.store().flush()?;
     Ok(key)
 }
 
@@ -71,6 +73,22 @@ pub fn read_all(repo: &Repository) -> Result<Vec<HistoryEvent>> {
     }
     events.sort_by_key(|e| e.time_ms);
     Ok(events)
+}
+
+/// Reads the most recent successful drill's event, listing `history/` once and reading only
+/// the drill entries from the newest back, so a snapshot does not read the whole history.
+pub fn latest_drill(repo: &Repository) -> Result<Option<HistoryEvent>> {
+    let mut keys: Vec<String> = repo.store().list("history/")?.into_iter().filter(|k| k.contains("-drill-")).collect();
+    keys.sort();
+    for key in keys.iter().rev() {
+        let bytes = repo.store().get(key)?;
+        match serde_json::from_slice::<HistoryEvent>(&bytes) {
+            Ok(event) if event.ok => return Ok(Some(event)),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(key, error = %e, "skipping a history entry that does not parse"),
+        }
+    }
+    Ok(None)
 }
 
 /// Restore throughput of the most recent successful drill, in plain bytes per second.

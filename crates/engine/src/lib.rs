@@ -19,8 +19,13 @@
 //! # }
 //! ```
 //!
-//! This crate has no cargo features yet. It never draws on a terminal: long operations
-//! report through [`progress::Progress`] and return reports as data.
+//! Cargo features:
+//! - `s3` (default): repositories in S3, R2 and other S3-compatible buckets
+//!   ([`store::S3Store`]), over aws-sdk-s3. Without it the crate builds much faster and only
+//!   local repositories are available.
+//!
+//! The crate never draws on a terminal: long operations report through
+//! [`progress::Progress`] and return reports as data.
 
 #![deny(unsafe_code)]
 
@@ -34,6 +39,7 @@ pub mod forget;
 pub mod fsutil;
 pub mod history;
 pub mod id;
+pub mod known;
 pub mod lock;
 pub mod migrate;
 pub mod object;

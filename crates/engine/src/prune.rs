@@ -80,6 +80,9 @@ pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport> {
     let stale_locks_removed = if dry_run { 0 } else { lock::remove_stale(repo)? };
     let (reachable, snapshots) = mark(repo)?;
     let mut report = PruneReport { dry_run, snapshots, stale_locks_removed, ..Default::default() };
+    if !dry_run {
+        crate::known::advance_generation(repo.store().as_ref())?;
+    }
 
     for (kind, keep) in [(Kind::Table, &reachable.tables), (Kind::Node, &reachable.nodes), (Kind::Chunk, &reachable.chunks)] {
         let mut count = KindCount::default();

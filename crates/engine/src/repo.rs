@@ -1,10 +1,12 @@
 //! A repository: a store plus its configuration, with typed access to every object kind.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, Digest, NodeId, SnapshotId, TableId};
+use crate::known::KnownObjects;
 use crate::object::config::{CONFIG_KEY, FORMAT_NAME, FORMAT_VERSION, RepoConfig};
 use crate::object::snapshot::SnapshotRecord;
 use crate::object::table::TableObject;
@@ -16,6 +18,8 @@ use crate::store::{Store, StoreError};
 pub struct Repository {
     store: Arc<dyn Store>,
     config: RepoConfig,
+    /// Objects known to be stored, consulted by `put_object` instead of the store.
+    known: Option<Arc<KnownObjects>>,
 }
 
 /// Result of storing a content-addressed object.
@@ -83,7 +87,7 @@ impl Repository {
                 config.version
             )));
         }
-        Ok(Repository { store, config })
+        Ok(Repository { store, config, known: None })
     }
 
     /// Opens the repository, creating it with a default configuration when the location holds
@@ -103,9 +107,21 @@ impl Repository {
                 let json = serde_json::to_vec_pretty(&config).expect("config serializes");
                 store.put(CONFIG_KEY, &json)?;
                 store.flush()?;
-                Ok(Repository { store, config })
+                Ok(Repository { store, config, known: None })
             }
         }
+    }
+
+    /// Keeps a cache of the objects known to be stored under `cache_root`, so that
+    /// `put_object` sends no HEAD request per object. Meant for remote stores, where each
+    /// request costs time and money.
+    pub fn with_known_objects(mut self, cache_root: &Path) -> Repository {
+        self.known = Some(Arc::new(KnownObjects::new(cache_root, &self.config.id, &self.store.location())));
+        self
+    }
+
+    pub fn known_objects(&self) -> Option<&KnownObjects> {
+        self.known.as_deref()
     }
 
     pub fn config(&self) -> &RepoConfig {
@@ -123,7 +139,11 @@ impl Repository {
     /// Seals and stores a content-addressed object unless an object with that id exists.
     pub fn put_object(&self, kind: Kind, id: Digest, plain: &[u8]) -> Result<Stored> {
         let key = kind.key(&id);
-        if self.store.exists(&key)? {
+        let present = match &self.known {
+            Some(known) => known.check_and_claim(self.store.as_ref(), kind, &id)?,
+            None => self.store.exists(&key)?,
+        };
+        if present {
             return Ok(Stored { id, new: false, stored_bytes: 0 });
         }
         let sealed = object::seal(kind, plain, Some(self.config.compression.level))?;
@@ -187,10 +207,26 @@ impl Repository {
     pub fn put_snapshot(&self, record: &SnapshotRecord) -> Result<(SnapshotId, u64)> {
         let plain = object::to_plain(Kind::Snapshot, record)?;
         let id = Digest::of(&plain);
-        self.store.flush()?;
+        self.flush_confirming()?;
+        if let Some(known) = &self.known {
+            known.check_generation(self.store.as_ref())?;
+        }
         let stored = self.put_object(Kind::Snapshot, id, &plain)?;
-        self.store.flush()?;
+        self.flush_confirming()?;
         Ok((SnapshotId(id), stored.stored_bytes))
+    }
+
+    /// Flushes the store; then the objects uploaded since the last flush are confirmed in
+    /// the known-object cache, or forgotten by it when the flush failed.
+    fn flush_confirming(&self) -> Result<()> {
+        let result = self.store.flush();
+        if let Some(known) = &self.known {
+            match &result {
+                Ok(()) => known.confirm_pending(),
+                Err(_) => known.discard_pending(),
+            }
+        }
+        Ok(result?)
     }
 
     /// Ids of every snapshot record, from the store listing; records are not read.
@@ -209,8 +245,14 @@ impl Repository {
     /// Every snapshot record, oldest first. Unreadable records are returned as errors beside
     /// the good ones so one damaged record does not hide the rest.
     pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Result<SnapshotRecord>)>> {
-        let mut out: Vec<(SnapshotId, Result<SnapshotRecord>)> =
-            self.snapshot_ids()?.into_iter().map(|id| (id, self.get_snapshot(&id))).collect();
+        let ids = self.snapshot_ids()?;
+        let keys: Vec<String> = ids.iter().map(|id| Kind::Snapshot.key(&id.0)).collect();
+        let mut read_ahead = ReadAhead::new(self.store.as_ref(), &keys);
+        let mut out: Vec<(SnapshotId, Result<SnapshotRecord>)> = Vec::with_capacity(ids.len());
+        for (index, id) in ids.into_iter().enumerate() {
+            read_ahead.reading(index);
+            out.push((id, self.get_snapshot(&id)));
+        }
         out.sort_by_key(|(id, record)| (record.as_ref().map(|r| r.time_ms).unwrap_or(i64::MIN), *id));
         Ok(out)
     }
@@ -282,7 +324,10 @@ impl Repository {
                 });
             }
             if node.level == 0 {
-                for entry in &node.entries {
+                let keys: Vec<String> = node.entries.iter().map(|e| Kind::Chunk.key(&e.id)).collect();
+                let mut read_ahead = ReadAhead::new(self.store.as_ref(), &keys);
+                for (index, entry) in node.entries.iter().enumerate() {
+                    read_ahead.reading(index);
                     visit(entry)?;
                 }
             } else {
@@ -290,5 +335,33 @@ impl Repository {
             }
         }
         Ok(())
+    }
+}
+
+/// Announces upcoming reads to a remote store, a window of `Store::read_ahead` keys ahead of
+/// the one being read, so that downloads overlap while the reader stays sequential.
+struct ReadAhead<'a> {
+    store: &'a dyn Store,
+    keys: &'a [String],
+    window: usize,
+    announced: usize,
+}
+
+impl<'a> ReadAhead<'a> {
+    fn new(store: &'a dyn Store, keys: &'a [String]) -> ReadAhead<'a> {
+        ReadAhead { store, keys, window: store.read_ahead(), announced: 0 }
+    }
+
+    /// Called before key `index` is read.
+    fn reading(&mut self, index: usize) {
+        if self.window == 0 {
+            return;
+        }
+        // The key being read is announced too: its download starts at once, like the rest.
+        let end = (index + self.window).min(self.keys.len());
+        while self.announced < end {
+            self.store.prefetch(&self.keys[self.announced]);
+            self.announced += 1;
+        }
     }
 }

@@ -82,9 +82,10 @@ pub fn take_snapshot(
     let scan = scan_database(&source.conn, &source.info.location, &catalog, &params)?;
 
     let parent = latest_of_source(repo, &source.info.location)?;
-    let projected_restore_ms = crate::history::read_all(repo)
+    let projected_restore_ms = crate::history::latest_drill(repo)
         .ok()
-        .and_then(|events| crate::history::latest_drill_throughput(&events))
+        .flatten()
+        .and_then(|event| crate::history::latest_drill_throughput(std::slice::from_ref(&event)))
         .map(|rate| crate::history::project_ms(scan.stats.bytes_read, rate));
     let root = scan.content.root();
     let tables: Vec<TableSummary> = scan

@@ -1,5 +1,6 @@
 //! Property test: random schemas filled with random values of every storage class survive a
-//! snapshot and restore bit for bit, and the restored database has the snapshot's root.
+//! snapshot and restore bit for bit, and the restored database has the snapshot's root, in
+//! a local repository and in one on an in-process S3 server.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use d1snap_engine::snapshot::{SnapshotOptions, take_snapshot};
 use d1snap_engine::source::{OpenedSource, SourceSpec};
 use d1snap_engine::store::LocalStore;
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 use rusqlite::Connection;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 
@@ -132,25 +134,58 @@ fn snapshot(repo: &Repository, path: &Path) -> d1snap_engine::snapshot::Snapshot
     take_snapshot(repo, &source, &SnapshotOptions::default(), &NoProgress).unwrap()
 }
 
+/// Snapshots a database of random tables into `repo`, restores it, and checks the copy.
+fn check_round_trip(repo: &Repository, dir: &Path, tables: &[TableSpec]) -> Result<(), TestCaseError> {
+    let db = dir.join("source.sqlite");
+    build(&db, tables);
+
+    let report = snapshot(repo, &db);
+    let (_, record) = repo.resolve_snapshot(&report.id.to_hex()).unwrap();
+    let target = dir.join("restored.sqlite");
+    let options = RestoreOptions { target: target.clone(), ..Default::default() };
+    restore(repo, report.id, &record, &options, &NoProgress).unwrap();
+
+    prop_assert_eq!(contents(&db, tables.len()), contents(&target, tables.len()));
+    let again = snapshot(repo, &target);
+    prop_assert_eq!(again.root, report.root);
+    prop_assert_eq!(again.new_chunks, 0);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
 
     #[test]
     fn random_databases_round_trip_exactly(tables in proptest::collection::vec(table(), 1..4)) {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("source.sqlite");
-        build(&db, &tables);
         let repo = Repository::open_or_create(Arc::new(LocalStore::new(dir.path().join("repo")).unwrap())).unwrap();
+        check_round_trip(&repo, dir.path(), &tables)?;
+    }
+}
 
-        let report = snapshot(&repo, &db);
-        let (_, record) = repo.resolve_snapshot(&report.id.to_hex()).unwrap();
-        let target = dir.path().join("restored.sqlite");
-        let options = RestoreOptions { target: target.clone(), ..Default::default() };
-        restore(&repo, report.id, &record, &options, &NoProgress).unwrap();
+#[cfg(feature = "s3")]
+proptest! {
+    // Fewer cases than on a local directory: each one starts a server and a client.
+    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
 
-        prop_assert_eq!(contents(&db, tables.len()), contents(&target, tables.len()));
-        let again = snapshot(&repo, &target);
-        prop_assert_eq!(again.root, report.root);
-        prop_assert_eq!(again.new_chunks, 0);
+    #[test]
+    fn random_databases_round_trip_over_s3(tables in proptest::collection::vec(table(), 1..4)) {
+        use d1snap_engine::store::{RepoLocation, S3Options, S3Store};
+        use d1snap_s3_test_server::{ACCESS_KEY_ID, BUCKET, S3TestServer, SECRET_ACCESS_KEY};
+
+        let dir = tempfile::tempdir().unwrap();
+        let server = S3TestServer::start();
+        // SAFETY: set_var races with threads that read the environment at the same time;
+        // every test of this binary writes the same values.
+        unsafe {
+            std::env::set_var("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID);
+            std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY);
+        }
+        let RepoLocation::S3(location) = RepoLocation::parse(&format!("s3://{BUCKET}/repo"), Some(&server.endpoint()), None).unwrap() else {
+            panic!("an s3:// URL parsed as a local path")
+        };
+        let store = Arc::new(S3Store::open(location, S3Options::default()).unwrap());
+        let repo = Repository::open_or_create(store).unwrap().with_known_objects(&dir.path().join("cache"));
+        check_round_trip(&repo, dir.path(), &tables)?;
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Store, StoreError};
+use super::{RequestCounters, RequestCounts, RequestKind, Store, StoreError};
 
 #[derive(Debug)]
 pub struct LocalStore {
@@ -17,6 +17,9 @@ pub struct LocalStore {
     /// durable only once the directory itself is fsynced.
     dirty_dirs: Mutex<BTreeSet<PathBuf>>,
     counter: AtomicU64,
+    /// File operations counted as the requests they stand for, so that summaries read the
+    /// same on every backend: a read is a GET, a stat a HEAD, a directory walk one LIST.
+    requests: RequestCounters,
 }
 
 impl LocalStore {
@@ -30,7 +33,12 @@ impl LocalStore {
                 root.display()
             )));
         }
-        Ok(LocalStore { root, dirty_dirs: Mutex::new(BTreeSet::new()), counter: AtomicU64::new(0) })
+        Ok(LocalStore {
+            root,
+            dirty_dirs: Mutex::new(BTreeSet::new()),
+            counter: AtomicU64::new(0),
+            requests: RequestCounters::default(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -66,14 +74,18 @@ impl Store for LocalStore {
 
     fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         let path = self.path(key)?;
-        fs::read(&path).map_err(|source| match source.kind() {
+        self.requests.request(RequestKind::Get, 0);
+        let bytes = fs::read(&path).map_err(|source| match source.kind() {
             ErrorKind::NotFound => StoreError::NotFound { key: key.to_string(), store: self.location() },
             _ => self.io_error("read", key, source),
-        })
+        })?;
+        self.requests.received(bytes.len() as u64);
+        Ok(bytes)
     }
 
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.path(key)?;
+        self.requests.request(RequestKind::Put, bytes.len() as u64);
         let dir = path.parent().expect("object path has a parent").to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| self.io_error("create directory for", key, e))?;
 
@@ -96,6 +108,7 @@ impl Store for LocalStore {
 
     fn exists(&self, key: &str) -> Result<bool, StoreError> {
         let path = self.path(key)?;
+        self.requests.request(RequestKind::Head, 0);
         match fs::metadata(&path) {
             Ok(meta) if meta.is_file() => {
                 // A deduplicated object may come from a process that crashed before syncing
@@ -114,6 +127,7 @@ impl Store for LocalStore {
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let prefix = prefix.trim_end_matches('/');
+        self.requests.request(RequestKind::List, 0);
         let start = self.root.join(prefix);
         let mut keys = Vec::new();
         let mut pending = vec![(start, prefix.to_string())];
@@ -143,6 +157,7 @@ impl Store for LocalStore {
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path(key)?;
+        self.requests.request(RequestKind::Delete, 0);
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
@@ -174,6 +189,10 @@ impl Store for LocalStore {
             }
         }
         Ok(())
+    }
+
+    fn requests(&self) -> RequestCounts {
+        self.requests.counts()
     }
 }
 
@@ -218,6 +237,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(dir.path()).unwrap();
         assert!(matches!(store.put("../escape", b"x"), Err(StoreError::Invalid(_))));
+    }
+
+    #[test]
+    fn operations_are_counted_as_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path()).unwrap();
+        store.put("tables/00/0011", b"table").unwrap();
+        store.get("tables/00/0011").unwrap();
+        store.exists("tables/00/0022").unwrap();
+        store.list("tables/").unwrap();
+        store.delete("tables/00/0011").unwrap();
+        let counts = store.requests();
+        assert_eq!((counts.put, counts.get, counts.head, counts.list, counts.delete), (1, 1, 1, 1, 1));
+        assert_eq!(counts.bytes_sent, 5);
+        assert_eq!(counts.bytes_received, 5);
     }
 
     #[test]
