@@ -122,7 +122,8 @@ pub fn acquire(repo: &Repository, kind: LockKind, purpose: &str) -> Result<LockG
             let tick = Duration::from_millis(200);
             let mut waited = Duration::ZERO;
             while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(tick);
+                // Parked rather than asleep, so that releasing the lock wakes it at once.
+                std::thread::park_timeout(tick);
                 waited += tick;
                 if waited >= REFRESH_EVERY {
                     waited = Duration::ZERO;
@@ -174,6 +175,7 @@ impl Drop for LockGuard {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(handle) = self.refresher.take() {
+            handle.thread().unpark();
             let _ = handle.join();
         }
         if let Err(e) = self.repo.store().delete(&self.key) {
