@@ -176,6 +176,10 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
+fn parse_sample(text: &str) -> Result<d1snap_engine::verify::Sample, String> {
+    text.parse().map_err(|e: d1snap_engine::Error| e.to_string())
+}
+
 /// A wrangler project's local D1 database.
 #[derive(Debug, Args, Clone)]
 pub struct WranglerArgs {
@@ -223,6 +227,12 @@ pub struct VerifyArgs {
     /// Also read every chunk, decompress it, re-hash it and decode its rows.
     #[arg(long)]
     pub read_data: bool,
+
+    /// With --read-data, read only a sample of the distinct chunks: a percentage (10%) or a
+    /// number of chunks (250), chosen anew on each run. The other chunks get an existence
+    /// check.
+    #[arg(long, value_name = "PERCENT%|N", requires = "read_data", value_parser = parse_sample)]
+    pub sample: Option<d1snap_engine::verify::Sample>,
 
     /// Scan this live SQLite file or SQL dump and compare its roots with the snapshot.
     #[arg(long, value_name = "SOURCE", conflicts_with_all = ["all", "read_data"])]

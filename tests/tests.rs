@@ -10,4 +10,5 @@ mod real_data;
 mod retention;
 mod rollback_sql;
 mod util;
+mod verify_sample;
 mod wrangler;
