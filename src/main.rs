@@ -20,7 +20,8 @@ pub mod exit {
     // clap exits with 2 on a usage error.
     /// Damaged or missing repository data was found, or a source differs from its snapshot.
     pub const INTEGRITY: u8 = 3;
-    /// A drill breached a threshold (restore or verification too slow).
+    /// A threshold was breached: a drill's restore or verification was too slow, or
+    /// `status` or `run` found a stale backup or a projected rollback over its limit.
     pub const THRESHOLD: u8 = 4;
     /// `migrate` failed at a step: 10 pre-migration snapshot, 11 applying a migration,
     /// 12 checks, 13 post-migration snapshot; the database was restored and its root proven.
@@ -34,7 +35,8 @@ pub mod exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // The daemon logs each job's start and end, so it logs at info level by default.
+    init_logging(cli.verbose, matches!(cli.command, Command::Daemon(_)));
     let context = commands::Context::new(cli.repo.clone(), cli.json);
     let result = match &cli.command {
         Command::Snapshot(args) => commands::snapshot::run(&context, args),
@@ -47,6 +49,9 @@ fn main() -> ExitCode {
         Command::Drill(args) => commands::drill::run(&context, args),
         Command::Forget(args) => commands::forget::run(&context, args),
         Command::Prune(args) => commands::prune::run(&context, args),
+        Command::Run(args) => commands::run::run(&context, args),
+        Command::Daemon(args) => commands::daemon::run(&context, args),
+        Command::Status(args) => commands::status::run(&context, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -60,13 +65,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "debug",
+fn init_logging(verbose: u8, daemon: bool) {
+    let default = match (verbose, daemon) {
+        (0, false) => "warn",
+        (0, true) => "info",
+        (1, _) => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("D1SNAP_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("D1SNAP_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // The HTTP client logs request URLs at debug level, and a webhook URL is a secret, so
+    // its logs stay at warn level whatever the filter sets.
+    for directive in ["ureq=warn", "ureq_proto=warn", "rustls=warn"] {
+        filter = filter.add_directive(directive.parse().expect("a valid log directive"));
+    }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).init();
 }

@@ -29,15 +29,21 @@ impl Workspace {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
+        self.command().args(args).output().expect("run d1snap")
+    }
+
+    /// The d1snap command with this workspace's environment, for tests that add variables
+    /// or start it in the background.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(BIN);
+        command
             .env_remove("D1SNAP_REPO")
             .env_remove("XDG_DATA_HOME")
             .env_remove("D1SNAP_LOG")
+            .env_remove("D1SNAP_CONFIG")
             .env("HOME", self.dir.path())
-            .env("D1SNAP_REPO", self.repo())
-            .output()
-            .expect("run d1snap")
+            .env("D1SNAP_REPO", self.repo());
+        command
     }
 
     /// Runs a command that must succeed and returns its stdout.

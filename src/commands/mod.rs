@@ -1,5 +1,7 @@
 //! One module per command. Each returns the process exit code or an error.
 
+pub mod config;
+pub mod daemon;
 pub mod diff;
 pub mod drill;
 pub mod forget;
@@ -7,8 +9,10 @@ pub mod list;
 pub mod migrate;
 pub mod prune;
 pub mod restore;
+pub mod run;
 pub mod show;
 pub mod snapshot;
+pub mod status;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +33,11 @@ pub struct Context {
 impl Context {
     pub fn new(repo: Option<PathBuf>, json: bool) -> Context {
         Context { repo, json }
+    }
+
+    /// Returns the repository given with --repo or D1SNAP_REPO, if any.
+    pub fn repo_override(&self) -> Option<&Path> {
+        self.repo.as_deref()
     }
 
     /// The repository path: --repo, then D1SNAP_REPO (both through clap), then the data
