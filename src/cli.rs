@@ -60,6 +60,8 @@ pub enum Command {
     /// Show each source's latest snapshot, verification and drill, and the projected
     /// rollback time, against the thresholds.
     Status(StatusArgs),
+    /// Write a self-contained HTML report with charts of sizes, durations and drills.
+    Report(ReportArgs),
 }
 
 /// The configuration file option of the scheduling and monitoring commands.
@@ -85,7 +87,7 @@ pub struct RunArgs {
     pub clock: TestClockArgs,
 }
 
-/// The hidden test clock of `run` and `status`.
+/// The hidden test clock of `run`, `status` and `report`.
 #[derive(Debug, Args, Clone, Copy)]
 pub struct TestClockArgs {
     /// For tests only: take TIME (RFC 3339, such as 2026-12-04T10:00:00Z) as the current
@@ -112,6 +114,19 @@ pub struct StatusArgs {
     /// Also write Prometheus metrics to FILE (atomically).
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub clock: TestClockArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
+    /// Write the report to FILE, replacing it if it exists.
+    #[arg(long, value_name = "FILE")]
+    pub html: PathBuf,
 
     #[command(flatten)]
     pub clock: TestClockArgs,

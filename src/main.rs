@@ -52,6 +52,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(&context, args),
         Command::Daemon(args) => commands::daemon::run(&context, args),
         Command::Status(args) => commands::status::run(&context, args),
+        Command::Report(args) => commands::report::run(&context, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -431,3 +431,46 @@ fn daemon_finishes_running_job_on_sigint() {
     assert_eq!(ws.json(&["list"])["snapshots"].as_array().unwrap().len(), 1);
     assert_no_leftovers(&ws);
 }
+
+/// Builds a repository with half a day of history (snapshots, verifications, drills and a
+/// forget) and writes the HTML report of it. Returns the report's path.
+pub fn dashboard_report(ws: &Workspace) -> PathBuf {
+    let db = app_database(ws, 3000);
+    let config = write_config(ws, &db, DAY_CONFIG.replace("45 3 * * *", "45 */4 * * *").as_str());
+    for hour in 0..12 {
+        open(&db).execute("INSERT INTO t(v) VALUES (?1)", [format!("hour {hour} {}", "x".repeat(3000))]).unwrap();
+        for minute in [0, 30, 45] {
+            let output = run_at(ws, &config, &format!("2026-12-04T{hour:02}:{minute:02}:00Z"), &[]);
+            assert!(output.status.success(), "{}", text(&output));
+        }
+    }
+    let report = ws.path("report.html");
+    let output = run_with(ws, &["report", "--config", config.to_str().unwrap(), "--html", report.to_str().unwrap(), "--now", "2026-12-04T12:00:00Z"], &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    report
+}
+
+#[test]
+fn report_is_self_contained() {
+    let ws = Workspace::new();
+    let report = dashboard_report(&ws);
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert_eq!(html.matches("<svg class=\"chart\"").count(), 3);
+    for id in ["chart-size", "chart-durations", "chart-drills"] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "no chart {id}");
+    }
+    assert!(!html.contains("http://"), "the report names an http URL");
+    assert!(!html.contains("https://"), "the report names an https URL");
+    for tag in ["<script", "<link", "<img", "<iframe", "@import", "url("] {
+        assert!(!html.contains(tag), "the report contains {tag}");
+    }
+    assert!(html.contains("default-src 'none'"), "no Content-Security-Policy");
+    let rows = html.split("<table id=\"snapshots\">").nth(1).unwrap().split("</table>").next().unwrap().matches("<tr>").count();
+    let snapshots = ws.json(&["list"])["snapshots"].as_array().unwrap().len();
+    assert_eq!(rows, 1 + snapshots, "a header row and one row per snapshot");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&report).unwrap().permissions().mode() & 0o777, 0o644);
+    }
+}

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod corruption;
+mod dashboard;
 mod dedup;
 mod exactness;
 mod listener;

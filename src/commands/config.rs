@@ -1,11 +1,12 @@
-//! Helpers that `run`, `daemon` and `status` share: finding the configuration file and the
-//! repository, the clock, signals, metrics and the exit code of a status.
+//! Helpers that `run`, `daemon`, `status` and `report` share: finding the configuration
+//! file and the repository, the clock, signals, metrics and the exit code of a status.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context as _, Result};
+use d1snap_engine::history::HistoryEvent;
 use d1snap_engine::repo::Repository;
 use d1snap_engine::store::LocalStore;
 use d1snap_ops::config::{Config, FILE_NAME};
@@ -80,12 +81,20 @@ pub fn status_exit_code(status: &StatusReport) -> u8 {
     }
 }
 
+/// An existing repository with its history and status, as `status` and `report` show it.
+pub struct Observed {
+    pub repo: Repository,
+    pub events: Vec<HistoryEvent>,
+    pub status: StatusReport,
+}
+
 /// Opens the repository (of the configuration file, when there is one) and computes its
 /// status at the test clock's time or now.
-pub fn observe(context: &Context, args: &ConfigArgs, test_clock: Option<i64>) -> Result<StatusReport> {
+pub fn observe(context: &Context, args: &ConfigArgs, test_clock: Option<i64>) -> Result<Observed> {
     let config = load(args)?;
     let dir = repository_dir(context, config.as_ref())?;
     let repo = Repository::open(Arc::new(LocalStore::new(&dir)?))?;
     let events = d1snap_engine::history::read_all(&repo)?;
-    Ok(compute(&StatusInput { config: config.as_ref(), repo: Some(&repo), repository_dir: &dir, events: &events, now_ms: now_ms(test_clock) })?)
+    let status = compute(&StatusInput { config: config.as_ref(), repo: Some(&repo), repository_dir: &dir, events: &events, now_ms: now_ms(test_clock) })?;
+    Ok(Observed { repo, events, status })
 }

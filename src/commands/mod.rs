@@ -8,6 +8,7 @@ pub mod forget;
 pub mod list;
 pub mod migrate;
 pub mod prune;
+pub mod report;
 pub mod restore;
 pub mod run;
 pub mod show;

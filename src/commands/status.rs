@@ -9,7 +9,7 @@ use crate::cli::StatusArgs;
 use crate::render;
 
 pub fn run(context: &Context, args: &StatusArgs) -> Result<u8> {
-    let status = observe(context, &args.config, args.clock.now)?;
+    let status = observe(context, &args.config, args.clock.now)?.status;
     write_metrics(args.metrics_file.as_deref(), &status)?;
     if context.json {
         render::json(&status);

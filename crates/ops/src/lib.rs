@@ -1,6 +1,6 @@
 //! Operations for d1snap: the configuration file (`d1snap.toml`), scheduled jobs run by
 //! `d1snap run` and `d1snap daemon`, the status of every source against its thresholds,
-//! Prometheus metrics and webhook alerts.
+//! Prometheus metrics, webhook alerts and the self-contained HTML report.
 //!
 //! Every job calls the engine (`d1snap-engine`) and records what it did in the repository's
 //! history, which is also where the scheduler finds when each job last ran. So the
@@ -32,6 +32,7 @@ pub mod format;
 pub mod history;
 pub mod jobs;
 pub mod metrics;
+pub mod report;
 pub mod runner;
 pub mod schedule;
 pub mod status;
