@@ -106,6 +106,88 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Delete every object no snapshot refers to.
     Prune(PruneArgs),
+    /// Run each job of the configuration file's schedule that is due, once, then check the
+    /// thresholds and send alerts.
+    Run(RunArgs),
+    /// Run the configuration file's schedule until stopped by SIGINT or SIGTERM.
+    Daemon(DaemonArgs),
+    /// Show each source's latest snapshot, verification and drill, and the projected
+    /// rollback time, against the thresholds.
+    Status(StatusArgs),
+    /// Write a self-contained HTML report with charts of sizes, durations and drills.
+    Report(ReportArgs),
+}
+
+/// The configuration file option of the scheduling and monitoring commands.
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArgs {
+    /// Configuration file (default: d1snap.toml in the working directory). --repo and
+    /// D1SNAP_REPO take precedence over its `repository`.
+    #[arg(long, value_name = "FILE", env = "D1SNAP_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
+    /// After the pass, write Prometheus metrics to FILE (atomically, for node_exporter's
+    /// textfile collector).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub clock: TestClockArgs,
+}
+
+/// The hidden test clock of `run`, `status` and `report`.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct TestClockArgs {
+    /// For tests only: take TIME (RFC 3339, such as 2026-12-04T10:00:00Z) as the current
+    /// time in place of the system clock. Snapshots and history events get this time.
+    #[arg(long, value_name = "TIME", hide = true, value_parser = parse_time)]
+    pub now: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
+    /// After every pass, write Prometheus metrics to FILE (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
+    /// Also write Prometheus metrics to FILE (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub clock: TestClockArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
+    /// Write the report to FILE, replacing it if it exists.
+    #[arg(long, value_name = "FILE")]
+    pub html: PathBuf,
+
+    #[command(flatten)]
+    pub clock: TestClockArgs,
+}
+
+fn parse_time(text: &str) -> Result<i64, String> {
+    d1snap_ops::schedule::parse_time(text)
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -213,21 +295,10 @@ pub struct DrillArgs {
     pub max_projected_time: Option<std::time::Duration>,
 }
 
-/// Parses a duration such as `30m`, `90s`, `1h`, `7d` or `500ms`.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("invalid duration {text:?}: expected a number and a unit, such as 30m or 90s"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" | "" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86_400.0,
-        _ => return Err(format!("invalid duration unit {unit:?} in {text:?}: use ms, s, m, h or d")),
-    };
-    Ok(std::time::Duration::from_secs_f64(seconds))
+pub use d1snap_ops::duration::parse_duration;
+
+fn parse_sample(text: &str) -> Result<d1snap_engine::verify::Sample, String> {
+    text.parse().map_err(|e: d1snap_engine::Error| e.to_string())
 }
 
 /// A wrangler project's local D1 database.
@@ -277,6 +348,12 @@ pub struct VerifyArgs {
     /// Also read every chunk, decompress it, re-hash it and decode its rows.
     #[arg(long)]
     pub read_data: bool,
+
+    /// With --read-data, read only a sample of the distinct chunks: a percentage (10%) or a
+    /// number of chunks (250), chosen anew on each run. The other chunks get an existence
+    /// check.
+    #[arg(long, value_name = "PERCENT%|N", requires = "read_data", value_parser = parse_sample)]
+    pub sample: Option<d1snap_engine::verify::Sample>,
 
     /// Scan this live SQLite file or SQL dump and compare its roots with the snapshot.
     #[arg(long, value_name = "SOURCE", conflicts_with_all = ["all", "read_data"])]

@@ -20,7 +20,8 @@ pub mod exit {
     // clap exits with 2 on a usage error.
     /// Damaged or missing repository data was found, or a source differs from its snapshot.
     pub const INTEGRITY: u8 = 3;
-    /// A drill breached a threshold (restore or verification too slow).
+    /// A threshold was breached: a drill's restore or verification was too slow, or
+    /// `status` or `run` found a stale backup or a projected rollback over its limit.
     pub const THRESHOLD: u8 = 4;
     /// `migrate` failed at a step: 10 pre-migration snapshot, 11 applying a migration,
     /// 12 checks, 13 post-migration snapshot; the database was restored and its root proven.
@@ -34,7 +35,8 @@ pub mod exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // The daemon logs each job's start and end, so it logs at info level by default.
+    init_logging(cli.verbose, matches!(cli.command, Command::Daemon(_)));
     let context = commands::Context::new(cli.repo.clone(), cli.remote.clone(), cli.json);
     let result = match &cli.command {
         Command::Snapshot(args) => commands::snapshot::run(&context, args),
@@ -47,6 +49,10 @@ fn main() -> ExitCode {
         Command::Drill(args) => commands::drill::run(&context, args),
         Command::Forget(args) => commands::forget::run(&context, args),
         Command::Prune(args) => commands::prune::run(&context, args),
+        Command::Run(args) => commands::run::run(&context, args),
+        Command::Daemon(args) => commands::daemon::run(&context, args),
+        Command::Status(args) => commands::status::run(&context, args),
+        Command::Report(args) => commands::report::run(&context, args),
     };
     if !cli.json && let Some(counts) = commands::requests() {
         render::print_requests(&counts, result.is_ok());
@@ -63,18 +69,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "debug",
+fn init_logging(verbose: u8, daemon: bool) {
+    let default = match (verbose, daemon) {
+        (0, false) => "warn",
+        (0, true) => "info",
+        (1, _) => "debug",
         _ => "trace",
     };
     let mut filter =
         tracing_subscriber::EnvFilter::try_from_env("D1SNAP_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // The AWS SDK and the HTTP stack log signed requests and headers at debug and trace
-    // level, which carry the access key id and any session token, so they are capped here
-    // whatever D1SNAP_LOG requests.
-    for directive in ["aws_sigv4=info", "aws_smithy_runtime=info", "aws_smithy_runtime_api=info", "aws_smithy_http_client=info", "aws_sdk_s3=info", "aws_config=info", "aws_runtime=info", "hyper=info", "hyper_util=info", "h2=info", "rustls=info"] {
+    // The AWS SDK and the HTTP stacks log signed requests, headers and URLs at debug and
+    // trace level. They carry the access key id, session tokens and the webhook URL, a
+    // secret, so those logs are capped here whatever D1SNAP_LOG requests.
+    for directive in ["aws_sigv4=info", "aws_smithy_runtime=info", "aws_smithy_runtime_api=info", "aws_smithy_http_client=info", "aws_sdk_s3=info", "aws_config=info", "aws_runtime=info", "hyper=info", "hyper_util=info", "h2=info", "rustls=warn", "ureq=warn", "ureq_proto=warn"] {
         filter = filter.add_directive(directive.parse().expect("valid log directive"));
     }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+pub use d1snap_ops::format::{bytes, count, short};
+
 /// Prints a value as one JSON object on stdout, with a `requests` member counting the
 /// requests the command made to its repository.
 pub fn json<T: Serialize>(value: &T) {
@@ -50,31 +52,6 @@ pub fn print_requests(counts: &d1snap_engine::store::RequestCounts, succeeded: b
     if succeeded { println!("{line}") } else { eprintln!("{line}") }
 }
 
-/// Formats a byte count with binary units.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
-}
-
-/// Formats a count with thousands separators.
-pub fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 pub fn duration_ms(ms: u64) -> String {
     if ms < 1000 { format!("{ms} ms") } else { format!("{:.2} s", ms as f64 / 1000.0) }
 }
@@ -84,22 +61,12 @@ pub fn time_ms(ms: i64) -> String {
     d1snap_engine::time::format_utc(ms)
 }
 
-/// First 12 hex digits of an id: enough to name a snapshot on the command line.
-pub fn short(hex: &str) -> &str {
-    &hex[..hex.len().min(12)]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn bytes_uses_binary_units() {
-        assert_eq!(bytes(1536), "1.5 KiB");
-    }
-
-    #[test]
-    fn count_groups_thousands() {
-        assert_eq!(count(15607), "15,607");
+    fn time_formats_known_instant() {
+        assert_eq!(time_ms(1_733_342_400_000), "2024-12-04T20:00:00Z");
     }
 }

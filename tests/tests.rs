@@ -1,9 +1,10 @@
 //! Integration tests: the real `d1snap` binary run on real SQLite files. Most tests run
 //! twice, under `local` with a repository directory and under `s3` with a bucket on an
 //! in-process S3 server; `util::Workspace` picks the backend from the test's module path.
-//! The migration, drill and retention tests damage or inspect repository files directly,
-//! so they run on the local backend only.
+//! The migration, drill, retention and operations tests damage or inspect repository files
+//! directly, or need a local repository, so they run on the local backend only.
 
+mod listener;
 mod util;
 
 #[path = "."]
@@ -12,12 +13,15 @@ mod local {
     mod backend;
     mod corruption;
     mod dedup;
+    mod dashboard;
     mod exactness;
     mod migrate;
+    mod operations;
     mod point_restore;
     mod real_data;
     mod retention;
     mod rollback_sql;
+    mod verify_sample;
     mod wrangler;
 }
 

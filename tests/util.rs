@@ -158,6 +158,12 @@ impl Workspace {
     }
 }
 
+/// Describes a finished run for an assertion message: its exit code, stdout and stderr.
+pub fn output_text(output: &Output) -> String {
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    format!("exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", output.status.code())
+}
+
 pub fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }

@@ -1,14 +1,19 @@
 //! One module per command. Each returns the process exit code or an error.
 
+pub mod config;
+pub mod daemon;
 pub mod diff;
 pub mod drill;
 pub mod forget;
 pub mod list;
 pub mod migrate;
 pub mod prune;
+pub mod report;
 pub mod restore;
+pub mod run;
 pub mod show;
 pub mod snapshot;
+pub mod status;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +44,22 @@ pub struct Context {
 impl Context {
     pub fn new(repo: Option<String>, remote: RemoteArgs, json: bool) -> Context {
         Context { repo, remote, json }
+    }
+
+    /// Returns the repository given with --repo or D1SNAP_REPO, if any.
+    pub fn repo_override(&self) -> Option<&Path> {
+        self.repo.as_deref().map(Path::new)
+    }
+
+    /// Returns the local repository directory: --repo, then D1SNAP_REPO, then the data
+    /// directory default. Fails for a repository in S3 or R2.
+    pub fn repo_path(&self) -> Result<PathBuf> {
+        match self.repo_location()? {
+            RepoLocation::Local(path) => Ok(path),
+            RepoLocation::S3(_) => anyhow::bail!(
+                "run, daemon, status and report work on a local repository only; give a directory with --repo or in d1snap.toml"
+            ),
+        }
     }
 
     /// Returns the repository location: --repo, then D1SNAP_REPO (both through clap), then the data

@@ -18,7 +18,7 @@ pub fn run(context: &Context, args: &SnapshotArgs) -> Result<u8> {
     let source = OpenedSource::open(&spec)?;
     print_warnings(&source.warnings);
     let repo = context.open_or_create_repo()?;
-    let options = SnapshotOptions { labels: args.labels.clone(), workers: 0 };
+    let options = SnapshotOptions { labels: args.labels.clone(), workers: 0, time_ms: None };
     let bar = TerminalProgress::new("snapshot", context.json);
     let report = match &bar {
         Some(bar) => take_snapshot(&repo, &source, &options, bar),

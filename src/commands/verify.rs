@@ -3,7 +3,7 @@ use d1snap_engine::diff::DatabaseView;
 use d1snap_engine::progress::NoProgress;
 use d1snap_engine::scan::scan_hash_only;
 use d1snap_engine::source::{OpenedSource, SourceSpec};
-use d1snap_engine::verify::{Severity, VerifyReport, verify_against, verify_snapshots};
+use d1snap_engine::verify::{Severity, VerifyReport, new_sample_seed, verify_against, verify_snapshots, verify_snapshots_sampled};
 
 use super::{Context, print_warnings};
 use crate::cli::VerifyArgs;
@@ -37,7 +37,10 @@ pub fn run(context: &Context, args: &VerifyArgs) -> Result<u8> {
         } else {
             vec![repo.resolve_snapshot(args.snapshot.as_deref().unwrap_or("latest"))?.0]
         };
-        verify_snapshots(&repo, &ids, args.read_data)
+        match args.sample {
+            Some(sample) => verify_snapshots_sampled(&repo, &ids, sample, new_sample_seed()),
+            None => verify_snapshots(&repo, &ids, args.read_data),
+        }
     };
     let snapshot = (report.snapshots.len() == 1).then(|| report.snapshots[0].to_hex());
     super::record_history(&repo, "verify", report.is_clean(), report.duration_ms, snapshot, report.bytes_read, 0, &report);
@@ -70,7 +73,11 @@ fn print_report(context: &Context, report: &VerifyReport) {
         }
         println!("{level}: {}: {}", place.join(", "), finding.message);
     }
-    let data = if report.read_data { format!(", {} of chunk data read and re-hashed", render::bytes(report.bytes_read)) } else { String::new() };
+    let data = match (report.read_data, report.sample) {
+        (true, Some(sample)) => format!(", {} of them read and re-hashed ({}, sample {sample})", report.chunks_read, render::bytes(report.bytes_read)),
+        (true, None) => format!(", {} of chunk data read and re-hashed", render::bytes(report.bytes_read)),
+        (false, _) => String::new(),
+    };
     println!(
         "checked {} snapshot(s): {} tables, {} tree nodes, {} chunks{data} in {}",
         report.snapshots.len(),
@@ -86,3 +93,4 @@ fn print_report(context: &Context, report: &VerifyReport) {
         println!("{errors} problem(s) found");
     }
 }
+

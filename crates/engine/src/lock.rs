@@ -58,7 +58,9 @@ impl LockRecord {
     }
 }
 
-fn host_name() -> String {
+/// Returns the name of this host, for locks and alerts, or `unknown-host` when it cannot be
+/// read.
+pub fn host_name() -> String {
     std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "unknown-host".into())
 }
 
@@ -168,6 +170,7 @@ impl Drop for LockGuard {
     fn drop(&mut self) {
         drop(self.stop.take());
         if let Some(handle) = self.refresher.take() {
+            handle.thread().unpark();
             let _ = handle.join();
         }
         if let Err(e) = self.repo.store().delete(&self.key) {

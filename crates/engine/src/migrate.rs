@@ -325,7 +325,7 @@ fn fail(mut report: MigrateReport, step: Step, error: Error, started: Instant) -
 
 fn snapshot_file(repo: &Repository, db: &Path, labels: Vec<String>) -> Result<(SnapshotId, Digest)> {
     let source = OpenedSource::open(&SourceSpec::Path(db.to_path_buf()))?;
-    let report = take_snapshot(repo, &source, &SnapshotOptions { labels, workers: 0 }, &NoProgress)?;
+    let report = take_snapshot(repo, &source, &SnapshotOptions { labels, workers: 0, time_ms: None }, &NoProgress)?;
     Ok((report.id, report.root))
 }
 

@@ -17,6 +17,9 @@ pub struct SnapshotOptions {
     pub labels: Vec<String>,
     /// Worker threads for hashing and compression; 0 picks one per core.
     pub workers: usize,
+    /// Snapshot time in milliseconds since the Unix epoch; `None` takes the system clock.
+    /// A scheduler that runs on a test clock sets it.
+    pub time_ms: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -73,7 +76,7 @@ pub fn take_snapshot(
         validate_label(label)?;
     }
     let started = Instant::now();
-    let time_ms = now_ms();
+    let time_ms = options.time_ms.unwrap_or_else(now_ms);
     let catalog = source.catalog()?;
     // Held for the whole scan so a prune cannot delete an object this snapshot reuses.
     let lock = crate::lock::acquire(repo, crate::lock::LockKind::Shared, "snapshot")?;

@@ -36,10 +36,52 @@ pub struct Finding {
     pub message: String,
 }
 
+/// The chunks that `--read-data` reads when it does not read them all: a percentage of the
+/// distinct chunks, or a number of them.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sample {
+    /// Percent of the distinct chunks, above 0 and at most 100.
+    Percent(f64),
+    /// Number of distinct chunks, at least 1.
+    Chunks(u64),
+}
+
+impl std::str::FromStr for Sample {
+    type Err = Error;
+
+    /// Parses `10%` (a percentage) or `250` (a number of chunks).
+    fn from_str(text: &str) -> Result<Sample, Error> {
+        let text = text.trim();
+        let invalid = || Error::Invalid(format!("invalid sample {text:?}: give a percentage above 0 and at most 100 (such as 10%) or a number of chunks (such as 250)"));
+        if let Some(percent) = text.strip_suffix('%') {
+            let value: f64 = percent.trim().parse().map_err(|_| invalid())?;
+            return if value > 0.0 && value <= 100.0 { Ok(Sample::Percent(value)) } else { Err(invalid()) };
+        }
+        match text.parse::<u64>() {
+            Ok(count) if count > 0 => Ok(Sample::Chunks(count)),
+            _ => Err(invalid()),
+        }
+    }
+}
+
+impl std::fmt::Display for Sample {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sample::Percent(value) => write!(f, "{value}%"),
+            Sample::Chunks(count) => write!(f, "{count} chunks"),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct VerifyReport {
     pub snapshots: Vec<SnapshotId>,
     pub read_data: bool,
+    /// The subset of chunks read with `read_data`; `None` reads every chunk.
+    pub sample: Option<Sample>,
+    /// Distinct chunks read, decompressed and re-hashed.
+    pub chunks_read: u64,
     pub tables_checked: u64,
     pub nodes_checked: u64,
     pub chunks_checked: u64,
@@ -58,8 +100,72 @@ impl VerifyReport {
 /// Checks every object each snapshot refers to. An object shared by several snapshots is
 /// checked once; a damaged one is reported for every table that refers to it.
 pub fn verify_snapshots(repo: &Repository, ids: &[SnapshotId], read_data: bool) -> VerifyReport {
+    verify_with_selection(repo, ids, read_data, None, None)
+}
+
+/// Checks every object each snapshot refers to, like `verify_snapshots`, but reads and
+/// re-hashes only a sample of the distinct chunks. The others get an existence check.
+/// The sample is chosen uniformly by ranking chunk ids under a hash keyed with `seed`, so
+/// runs with different seeds cover different chunks.
+pub fn verify_snapshots_sampled(repo: &Repository, ids: &[SnapshotId], sample: Sample, seed: u64) -> VerifyReport {
+    let selection = sample_chunks(repo, ids, sample, seed);
+    verify_with_selection(repo, ids, true, Some(selection), Some(sample))
+}
+
+/// Returns a seed for `verify_snapshots_sampled` that differs between runs and processes,
+/// so repeated sampled verifications cover different chunks.
+pub fn new_sample_seed() -> u64 {
+    let text = format!("{:?} {} {:?}", std::time::SystemTime::now(), std::process::id(), std::thread::current().id());
+    Digest::of(text.as_bytes()).low_u64()
+}
+
+/// Picks the sampled chunk ids: every distinct chunk the snapshots refer to, ranked by
+/// BLAKE3 of the seed and the id. Objects that cannot be read are skipped here, because
+/// the verification pass that follows reports them.
+fn sample_chunks(repo: &Repository, ids: &[SnapshotId], sample: Sample, seed: u64) -> HashSet<Digest> {
+    let mut tables = HashSet::new();
+    let mut chunks = HashSet::new();
+    for id in ids {
+        let Ok(record) = repo.get_snapshot(id) else { continue };
+        for entry in &record.content.tables {
+            if !tables.insert(entry.id) {
+                continue;
+            }
+            let Ok(table) = repo.get_table(&entry.id, &format!("snapshot {id}")) else { continue };
+            let Some(tree) = table.tree else { continue };
+            let _ = repo.for_each_chunk(&tree, &table.name, &mut |chunk| {
+                chunks.insert(chunk.id);
+                Ok(())
+            });
+        }
+    }
+    let sample_size = match sample {
+        Sample::Percent(percent) => (chunks.len() as f64 * percent / 100.0).ceil() as usize,
+        Sample::Chunks(count) => usize::try_from(count).unwrap_or(usize::MAX),
+    };
+    let mut ranked: Vec<(Digest, Digest)> = chunks
+        .into_iter()
+        .map(|id| {
+            let mut keyed = seed.to_le_bytes().to_vec();
+            keyed.extend_from_slice(&id.0);
+            (Digest::of(&keyed), id)
+        })
+        .collect();
+    ranked.sort_unstable();
+    ranked.into_iter().take(sample_size).map(|(_, id)| id).collect()
+}
+
+fn verify_with_selection(repo: &Repository, ids: &[SnapshotId], read_data: bool, selection: Option<HashSet<Digest>>, sample: Option<Sample>) -> VerifyReport {
     let started = Instant::now();
-    let mut verifier = Verifier { repo, read_data, report: VerifyReport { read_data, ..Default::default() }, tables: HashMap::new(), nodes: HashMap::new(), chunks: HashMap::new() };
+    let mut verifier = Verifier {
+        repo,
+        read_data,
+        selection,
+        report: VerifyReport { read_data, sample, ..Default::default() },
+        tables: HashMap::new(),
+        nodes: HashMap::new(),
+        chunks: HashMap::new(),
+    };
     for id in ids {
         verifier.snapshot(*id);
     }
@@ -72,6 +178,8 @@ pub fn verify_snapshots(repo: &Repository, ids: &[SnapshotId], read_data: bool) 
 struct Verifier<'a> {
     repo: &'a Repository,
     read_data: bool,
+    /// With `read_data`, the chunks to read; `None` reads all of them.
+    selection: Option<HashSet<Digest>>,
     report: VerifyReport,
     tables: HashMap<TableId, std::result::Result<TableObject, String>>,
     nodes: HashMap<NodeId, Option<String>>,
@@ -192,13 +300,19 @@ impl Verifier<'_> {
         }
     }
 
-    /// Reads and checks every chunk of `leaves` that no earlier table checked, with worker
-    /// threads reading, decompressing and hashing ahead while this thread decodes the rows.
-    /// The outcomes go to the chunk cache, where `chunk` finds them.
+    /// Reads and checks every selected chunk of `leaves` that no earlier table checked, with
+    /// worker threads reading, decompressing and hashing ahead while this thread decodes the
+    /// rows. The outcomes go to the chunk cache, where `chunk` finds them; chunks outside a
+    /// sample are left to `chunk`, which only checks that they exist.
     fn read_chunks(&mut self, table: &TableObject, table_id: TableId, leaves: &[NodeEntry]) {
         let mut queued = HashSet::new();
-        let unread: Vec<NodeEntry> =
-            leaves.iter().filter(|entry| !self.chunks.contains_key(&(entry.id, table_id)) && queued.insert(entry.id)).cloned().collect();
+        let selection = self.selection.as_ref();
+        let unread: Vec<NodeEntry> = leaves
+            .iter()
+            .filter(|entry| selection.is_none_or(|selection| selection.contains(&entry.id)))
+            .filter(|entry| !self.chunks.contains_key(&(entry.id, table_id)) && queued.insert(entry.id))
+            .cloned()
+            .collect();
         let referenced_by = format!("table {:?}", table.name);
         let repo = self.repo;
         let result = for_each_chunk_read_ahead(repo, &unread, &referenced_by, ScanParams::default_workers(), &mut |index, plain| {
@@ -206,6 +320,7 @@ impl Verifier<'_> {
             self.report.chunks_checked += 1;
             let problem = match plain {
                 Ok(plain) => {
+                    self.report.chunks_read += 1;
                     self.report.bytes_read += plain.len() as u64;
                     check_chunk_rows(table, &plain, entry.rows)
                 }
@@ -226,9 +341,11 @@ impl Verifier<'_> {
             return cached.clone();
         }
         self.report.chunks_checked += 1;
-        let problem = if self.read_data {
+        let selected = self.selection.as_ref().is_none_or(|selection| selection.contains(&entry.id));
+        let problem = if self.read_data && selected {
             match self.repo.get_chunk(&ChunkId(entry.id), &format!("table {:?}", table.name)) {
                 Ok(plain) => {
+                    self.report.chunks_read += 1;
                     self.report.bytes_read += plain.len() as u64;
                     check_chunk_rows(table, &plain, entry.rows)
                 }
@@ -305,4 +422,23 @@ pub fn verify_against(snapshot_id: SnapshotId, snapshot: &DatabaseView, live: &D
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_parses_percent_and_count() {
+        assert_eq!("10%".parse::<Sample>().unwrap(), Sample::Percent(10.0));
+        assert_eq!(" 2.5 % ".parse::<Sample>().unwrap(), Sample::Percent(2.5));
+        assert_eq!("250".parse::<Sample>().unwrap(), Sample::Chunks(250));
+    }
+
+    #[test]
+    fn sample_rejects_out_of_range() {
+        for text in ["0%", "101%", "-5%", "0", "-3", "ten", "%", ""] {
+            assert!(text.parse::<Sample>().is_err(), "{text:?} was accepted");
+        }
+    }
 }

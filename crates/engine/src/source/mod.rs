@@ -40,6 +40,17 @@ pub struct OpenedSource {
 
 pub(crate) const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
+impl SourceSpec {
+    /// The location that snapshots of this source record, found without opening the
+    /// database (a wrangler project's config is read to name the database).
+    pub fn location(&self) -> Result<String> {
+        match self {
+            SourceSpec::Path(path) => Ok(display_path(path)),
+            SourceSpec::Wrangler { project, database } => Ok(wrangler_location(project, &wrangler::find_database(project, database.as_deref())?)),
+        }
+    }
+}
+
 impl OpenedSource {
     pub fn open(spec: &SourceSpec) -> Result<OpenedSource> {
         match spec {
@@ -61,11 +72,7 @@ impl OpenedSource {
                 let found = wrangler::find_database(project, database.as_deref())?;
                 let path = wrangler::local_database_path(project, &found)?;
                 let conn = sqlite::open_read_only(&path)?;
-                let info = SourceInfo {
-                    kind: "wrangler".into(),
-                    location: format!("{} (database {}, binding {})", display_path(project), found.name, found.binding),
-                    lossy: false,
-                };
+                let info = SourceInfo { kind: "wrangler".into(), location: wrangler_location(project, &found), lossy: false };
                 Ok(OpenedSource { file_bytes: sqlite::files_size(&path), conn, info, warnings: Vec::new(), _temp: None })
             }
         }
@@ -75,6 +82,10 @@ impl OpenedSource {
     pub fn catalog(&self) -> Result<Catalog> {
         Catalog::read(&self.conn, &self.info.location)
     }
+}
+
+fn wrangler_location(project: &Path, database: &WranglerDatabase) -> String {
+    format!("{} (database {}, binding {})", display_path(project), database.name, database.binding)
 }
 
 /// Absolute form of a path for records and messages, falling back to the path as given.

@@ -1,0 +1,56 @@
+//! verify --read-data --sample: reading part of the chunks, chosen anew on each run.
+
+use crate::util::{Workspace, output_text as text};
+
+fn first_chunk(ws: &Workspace) -> std::path::PathBuf {
+    let folders = std::fs::read_dir(ws.repo().join("chunks")).unwrap();
+    folders.flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap()).next().unwrap().unwrap().path()
+}
+
+#[test]
+fn sample_reads_part_of_chunks() {
+    let ws = Workspace::new();
+    let db = ws.copy_data("chinook/Chinook_Sqlite.sqlite");
+    ws.snapshot(&db);
+    let all = ws.json(&["verify", "--read-data"]);
+    let chunks = all["chunks_checked"].as_u64().unwrap();
+    assert_eq!(all["chunks_read"], chunks);
+
+    let half = ws.json(&["verify", "--read-data", "--sample", "50%"]);
+    assert_eq!(half["chunks_checked"], chunks, "unsampled chunks still get an existence check");
+    assert_eq!(half["chunks_read"], chunks.div_ceil(2));
+    assert_eq!(half["sample"]["percent"], 50.0);
+
+    let three = ws.json(&["verify", "--read-data", "--sample", "3"]);
+    assert_eq!(three["chunks_read"], 3);
+
+    for bad in [["verify", "--read-data", "--sample", "0%"], ["verify", "--sample", "5", "--all"]] {
+        assert_eq!(ws.run(&bad).status.code(), Some(2), "{bad:?} was accepted");
+    }
+}
+
+#[test]
+fn full_sample_finds_damaged_chunk() {
+    let ws = Workspace::new();
+    let db = ws.copy_data("chinook/Chinook_Sqlite.sqlite");
+    ws.snapshot(&db);
+    let chunk = first_chunk(&ws);
+    let mut bytes = std::fs::read(&chunk).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&chunk, bytes).unwrap();
+    let output = ws.run(&["verify", "--read-data", "--sample", "100%"]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+}
+
+#[test]
+fn small_sample_still_finds_missing_chunk() {
+    let ws = Workspace::new();
+    let db = ws.copy_data("chinook/Chinook_Sqlite.sqlite");
+    ws.snapshot(&db);
+    std::fs::remove_file(first_chunk(&ws)).unwrap();
+    let output = ws.run(&["--json", "verify", "--read-data", "--sample", "1"]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["findings"][0]["message"], "missing from the repository");
+}
