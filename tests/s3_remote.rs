@@ -227,3 +227,28 @@ fn credentials_never_appear_in_output() {
     assert_eq!(outputs[2].status.code(), Some(1), "{denied}");
     assert!(denied.contains("403"), "{denied}");
 }
+
+#[test]
+fn scheduled_run_and_status_use_bucket_repository() {
+    let ws = Workspace::new();
+    let db = ws.copy_data("chinook/Chinook_Sqlite.sqlite");
+    let config = ws.path("d1snap.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "repository = {:?}\n\n[[source]]\nname = \"chinook\"\npath = {:?}\n\n[jobs.snapshot]\nschedule = \"0 * * * *\"\n",
+            ws.repo_arg(),
+            db.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    // The configuration names the bucket; the environment's D1SNAP_REPO must not win.
+    let output = ws.command(&["run", "--config", config.to_str().unwrap(), "--now", "2026-12-04T10:00:00Z"]).env_remove("D1SNAP_REPO").output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let list = ws.json(&["list"]);
+    assert_eq!(list["snapshots"].as_array().unwrap().len(), 1, "{list}");
+    let status = ws.command(&["--json", "status", "--config", config.to_str().unwrap()]).env_remove("D1SNAP_REPO").output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(report["repository"], ws.repo_arg(), "{report}");
+    assert_eq!(report["snapshots"], 1);
+}

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context as _, Result};
 use d1snap_engine::history::HistoryEvent;
 use d1snap_engine::repo::Repository;
-use d1snap_engine::store::LocalStore;
+use d1snap_engine::store::Store;
 use d1snap_ops::config::{Config, FILE_NAME};
 use d1snap_ops::status::{StatusInput, StatusReport, compute};
 
@@ -33,14 +33,17 @@ pub fn require(args: &ConfigArgs) -> Result<Config> {
     })
 }
 
-/// Returns the repository directory: --repo or D1SNAP_REPO, else the file's `repository`,
-/// else the default path.
-pub fn repository_dir(context: &Context, config: Option<&Config>) -> Result<PathBuf> {
-    match (context.repo_override(), config.and_then(|c| c.repository.as_ref())) {
-        (Some(dir), _) => Ok(dir.to_path_buf()),
-        (None, Some(dir)) => Ok(dir.clone()),
-        (None, None) => context.repo_path(),
-    }
+/// Opens the repository: --repo or D1SNAP_REPO, else the file's `repository`, else the
+/// default path. Returns the store, the repository as named, and its directory when local.
+pub fn open_repository(context: &Context, config: Option<&Config>) -> Result<(Arc<dyn Store>, String, Option<PathBuf>)> {
+    let text = match (context.repo_override(), config.and_then(|c| c.repository.as_ref())) {
+        (Some(repo), _) => Some(repo.to_string()),
+        (None, Some(repo)) => Some(repo.clone()),
+        (None, None) => None,
+    };
+    let (store, dir) = context.store_at(text.as_deref())?;
+    let name = text.unwrap_or_else(|| store.location());
+    Ok((store, name, dir))
 }
 
 /// Returns the time to run at: the hidden --now option of the tests, else the system clock.
@@ -92,9 +95,16 @@ pub struct Observed {
 /// status at the test clock's time or now.
 pub fn observe(context: &Context, args: &ConfigArgs, test_clock: Option<i64>) -> Result<Observed> {
     let config = load(args)?;
-    let dir = repository_dir(context, config.as_ref())?;
-    let repo = Repository::open(Arc::new(LocalStore::new(&dir)?))?;
+    let (store, name, dir) = open_repository(context, config.as_ref())?;
+    let repo = Repository::open(store)?;
     let events = d1snap_engine::history::read_all(&repo)?;
-    let status = compute(&StatusInput { config: config.as_ref(), repo: Some(&repo), repository_dir: &dir, events: &events, now_ms: now_ms(test_clock) })?;
+    let status = compute(&StatusInput {
+        config: config.as_ref(),
+        repo: Some(&repo),
+        repository: &name,
+        local_dir: dir.as_deref(),
+        events: &events,
+        now_ms: now_ms(test_clock),
+    })?;
     Ok(Observed { repo, events, status })
 }

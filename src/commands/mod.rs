@@ -47,19 +47,26 @@ impl Context {
     }
 
     /// Returns the repository given with --repo or D1SNAP_REPO, if any.
-    pub fn repo_override(&self) -> Option<&Path> {
-        self.repo.as_deref().map(Path::new)
+    pub fn repo_override(&self) -> Option<&str> {
+        self.repo.as_deref()
     }
 
-    /// Returns the local repository directory: --repo, then D1SNAP_REPO, then the data
-    /// directory default. Fails for a repository in S3 or R2.
-    pub fn repo_path(&self) -> Result<PathBuf> {
-        match self.repo_location()? {
-            RepoLocation::Local(path) => Ok(path),
-            RepoLocation::S3(_) => anyhow::bail!(
-                "run, daemon, status and report work on a local repository only; give a directory with --repo or in d1snap.toml"
-            ),
-        }
+    /// Opens the store of a repository named by `text` (a directory or a bucket URL), or of
+    /// the default location when `text` is `None`, with this command's remote options.
+    /// Returns the store and the repository directory when it is local.
+    pub fn store_at(&self, text: Option<&str>) -> Result<(Arc<dyn Store>, Option<PathBuf>)> {
+        let location = match text {
+            Some(text) => {
+                let account_id = std::env::var("CLOUDFLARE_ACCOUNT_ID").ok();
+                RepoLocation::parse(text, self.remote.endpoint.as_deref(), account_id.as_deref())?
+            }
+            None => self.repo_location()?,
+        };
+        let (store, dir): (Arc<dyn Store>, Option<PathBuf>) = match location {
+            RepoLocation::Local(path) => (Arc::new(LocalStore::new(&path)?), Some(path)),
+            RepoLocation::S3(location) => (open_s3(location, &self.remote)?, None),
+        };
+        Ok((OPENED_STORE.get_or_init(|| store).clone(), dir))
     }
 
     /// Returns the repository location: --repo, then D1SNAP_REPO (both through clap), then the data

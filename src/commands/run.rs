@@ -4,14 +4,15 @@ use d1snap_ops::runner::{PassReport, Runner};
 use d1snap_ops::schedule::format_time;
 
 use super::Context;
-use super::config::{now_ms, repository_dir, require, status_exit_code, stop_on_signals, write_metrics};
+use super::config::{now_ms, open_repository, require, status_exit_code, stop_on_signals, write_metrics};
 use crate::cli::RunArgs;
 use crate::exit;
 use crate::render;
 
 pub fn run(context: &Context, args: &RunArgs) -> Result<u8> {
     let config = require(&args.config)?;
-    let runner = Runner::new(&config, repository_dir(context, Some(&config))?)?;
+    let (store, repository, dir) = open_repository(context, Some(&config))?;
+    let runner = Runner::with_store(&config, store, repository, dir)?;
     let stop = stop_on_signals()?;
     let pass = runner.run_pass(now_ms(args.clock.now), &stop)?;
     write_metrics(args.metrics_file.as_deref(), &pass.status)?;

@@ -49,8 +49,9 @@ pub struct Config {
     /// The file this was read from.
     #[serde(skip)]
     pub path: PathBuf,
-    /// The repository directory. `--repo` and `D1SNAP_REPO` take precedence.
-    pub repository: Option<PathBuf>,
+    /// The repository: a directory, or an `s3://` or `r2://` URL. `--repo` and
+    /// `D1SNAP_REPO` take precedence.
+    pub repository: Option<String>,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
     #[serde(default)]
@@ -331,8 +332,11 @@ impl Config {
                 *p = base.join(&*p);
             }
         };
-        if let Some(repository) = &mut config.repository {
-            resolve(repository);
+        // A relative directory is relative to the file; a bucket URL is left as written.
+        if let Some(repository) = config.repository.as_mut().filter(|r| !r.contains("://")) {
+            let mut path = PathBuf::from(&*repository);
+            resolve(&mut path);
+            *repository = path.display().to_string();
         }
         for source in &mut config.sources {
             source.path.as_mut().map(resolve);
@@ -412,12 +416,12 @@ impl Config {
         Ok(())
     }
 
-    /// Returns the repository directory: `override_dir` (from `--repo` or `D1SNAP_REPO`)
-    /// when given, else the file's `repository`.
-    pub fn repository_dir(&self, override_dir: Option<&Path>) -> Result<PathBuf> {
-        match (override_dir, &self.repository) {
-            (Some(dir), _) => Ok(dir.to_path_buf()),
-            (None, Some(dir)) => Ok(dir.clone()),
+    /// Returns the repository, a directory or a bucket URL: `override_repo` (from `--repo`
+    /// or `D1SNAP_REPO`) when given, else the file's `repository`.
+    pub fn repository(&self, override_repo: Option<&str>) -> Result<String> {
+        match (override_repo, &self.repository) {
+            (Some(repo), _) => Ok(repo.to_string()),
+            (None, Some(repo)) => Ok(repo.clone()),
             (None, None) => Err(Error::config(&self.path, "no repository: set repository in the file, or pass --repo / D1SNAP_REPO")),
         }
     }

@@ -13,7 +13,7 @@
 //!
 //! # fn main() -> d1snap_ops::Result<()> {
 //! let config = Config::load(Path::new("d1snap.toml"))?;
-//! let runner = Runner::new(&config, config.repository_dir(None)?)?;
+//! let runner = Runner::new(&config, std::path::PathBuf::from(config.repository(None)?))?;
 //! let pass = runner.run_pass(d1snap_engine::snapshot::now_ms(), &Default::default())?;
 //! for job in &pass.jobs {
 //!     println!("{} {}", job.job, if job.ok { "ok" } else { "failed" });

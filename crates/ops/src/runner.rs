@@ -62,7 +62,9 @@ impl PassReport {
 /// Runs passes for one configuration and repository.
 pub struct Runner<'a> {
     config: &'a Config,
-    repository_dir: PathBuf,
+    /// The repository as the user named it, for reports and alerts.
+    repository: String,
+    local_dir: Option<PathBuf>,
     store: Arc<dyn Store>,
     webhook: Option<Webhook>,
     host: String,
@@ -73,11 +75,17 @@ impl<'a> Runner<'a> {
     /// a misconfigured alert target is found at start and not at the first failure.
     pub fn new(config: &'a Config, repository_dir: PathBuf) -> Result<Runner<'a>> {
         let store: Arc<dyn Store> = Arc::new(LocalStore::new(&repository_dir).map_err(d1snap_engine::Error::from)?);
+        Runner::with_store(config, store, repository_dir.display().to_string(), Some(repository_dir))
+    }
+
+    /// Prepares a runner on an opened store (a directory or a bucket). `local_dir` is the
+    /// repository directory when there is one, for the repository size.
+    pub fn with_store(config: &'a Config, store: Arc<dyn Store>, repository: String, local_dir: Option<PathBuf>) -> Result<Runner<'a>> {
         let webhook = match &config.alerts {
             Some(alerts) => Some(Webhook::new(alerts.webhook_url(&config.path)?, alerts)),
             None => None,
         };
-        Ok(Runner { config, repository_dir, store, webhook, host: d1snap_engine::lock::host_name() })
+        Ok(Runner { config, repository, local_dir, store, webhook, host: d1snap_engine::lock::host_name() })
     }
 
     fn open_repo(&self) -> Result<Option<Repository>> {
@@ -124,18 +132,18 @@ impl<'a> Runner<'a> {
 
         let repo = self.open_repo()?;
         let events = history::read(repo.as_ref())?;
-        let status = compute(&StatusInput { config: Some(self.config), repo: repo.as_ref(), repository_dir: &self.repository_dir, events: &events, now_ms })?;
+        let status = compute(&StatusInput { config: Some(self.config), repo: repo.as_ref(), repository: &self.repository, local_dir: self.local_dir.as_deref(), events: &events, now_ms })?;
         let active = alert::conditions(&status);
         let repeat_after = self.config.alerts.as_ref().map_or(Duration::from_secs(24 * 3600), |a| a.repeat_after.0);
         let plan = alert::plan(&active, &events, now_ms, repeat_after);
         for condition in &plan.firing {
             tracing::warn!(key = condition.key, message = condition.message, "alert condition");
         }
-        let alerts = alert::send(repo.as_ref(), self.webhook.as_ref(), plan, &self.host, &self.repository_dir.display().to_string(), now_ms);
+        let alerts = alert::send(repo.as_ref(), self.webhook.as_ref(), plan, &self.host, &self.repository, now_ms);
         // Re-read the alert counts, which this pass's delivery changed.
         let status = if alerts.delivery.is_some() {
             let events = history::read(repo.as_ref())?;
-            StatusReport { alerts: compute(&StatusInput { config: Some(self.config), repo: repo.as_ref(), repository_dir: &self.repository_dir, events: &events, now_ms })?.alerts, ..status }
+            StatusReport { alerts: compute(&StatusInput { config: Some(self.config), repo: repo.as_ref(), repository: &self.repository, local_dir: self.local_dir.as_deref(), events: &events, now_ms })?.alerts, ..status }
         } else {
             status
         };

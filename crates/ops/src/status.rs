@@ -184,7 +184,10 @@ impl StatusReport {
 pub struct StatusInput<'a> {
     pub config: Option<&'a Config>,
     pub repo: Option<&'a Repository>,
-    pub repository_dir: &'a Path,
+    /// The repository as the user named it (a directory or a bucket URL).
+    pub repository: &'a str,
+    /// The repository directory, for its size; `None` for a bucket.
+    pub local_dir: Option<&'a Path>,
     pub events: &'a [HistoryEvent],
     pub now_ms: i64,
 }
@@ -229,10 +232,12 @@ pub fn compute(input: &StatusInput<'_>) -> d1snap_engine::Result<StatusReport> {
     for source in &sources {
         breaches.extend(source_breaches(source, &thresholds, input.now_ms));
     }
-    let (repository_bytes, repository_files) = directory_size(input.repository_dir).map_or((None, None), |(b, f)| (Some(b), Some(f)));
+    // NOTE: a bucket's size would need a listing with object sizes, which the store
+    // interface does not return, so it is reported only for a local directory.
+    let (repository_bytes, repository_files) = input.local_dir.and_then(directory_size).map_or((None, None), |(b, f)| (Some(b), Some(f)));
     Ok(StatusReport {
         now_ms: input.now_ms,
-        repository: input.repository_dir.display().to_string(),
+        repository: input.repository.to_string(),
         repository_bytes,
         repository_files,
         snapshots: records.len(),
