@@ -478,9 +478,15 @@ attempts = 4
 "#;
 
     #[test]
+    fn bucket_repository_is_kept_as_written() {
+        let config = parse("repository = \"r2://account/bucket/prefix\"\n").unwrap();
+        assert_eq!(config.repository.as_deref(), Some("r2://account/bucket/prefix"));
+    }
+
+    #[test]
     fn full_file_parses() {
         let config = parse(FULL).unwrap();
-        assert_eq!(config.repository.as_deref(), Some(Path::new("/etc/d1snap/repo")));
+        assert_eq!(config.repository.as_deref(), Some("/etc/d1snap/repo"));
         assert_eq!(config.sources[0].path.as_deref(), Some(Path::new("/etc/d1snap/data/app.sqlite")));
         assert_eq!(config.sources[1].wrangler.as_deref(), Some(Path::new("/srv/worker")));
         assert_eq!(config.jobs.verify.as_ref().unwrap().sample, Some(Sample::Percent(10.0)));
