@@ -33,7 +33,21 @@ pub mod exit {
     pub const MIGRATE_ROLLBACK: u8 = 14;
 }
 
+/// Restores the default action of SIGPIPE, which Rust programs ignore, so that output piped
+/// into `head` ends the process quietly, as for other Unix tools, instead of a panic in
+/// `println!`. Every command prints only after its work is stored.
+#[cfg(unix)]
+fn exit_quietly_on_closed_pipe() {
+    // SAFETY: setting a signal's disposition to SIG_DFL installs no handler and runs before
+    // any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(unix)]
+    exit_quietly_on_closed_pipe();
     let cli = Cli::parse();
     // The daemon logs each job's start and end, so it logs at info level by default.
     init_logging(cli.verbose, matches!(cli.command, Command::Daemon(_)));

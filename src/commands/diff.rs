@@ -108,6 +108,10 @@ pub fn run(context: &Context, args: &DiffArgs) -> Result<u8> {
             Err(e) if Path::new(b).exists() && matches!(e.downcast_ref::<EngineError>(), Some(EngineError::SnapshotNotFound { .. })) => {
                 load_live(&repo, &SourceSpec::Path(b.into()), objects)?
             }
+            // Something that looks like a file name is most likely a mistyped path.
+            Err(e) if (b.contains('/') || b.contains('.')) && matches!(e.downcast_ref::<EngineError>(), Some(EngineError::SnapshotNotFound { .. })) => {
+                bail!("{b:?} is neither a snapshot nor an existing file: no file exists at that path, and no snapshot has that id prefix or label");
+            }
             Err(e) => return Err(e),
         },
         (None, None) => anyhow::bail!("diff needs a second side: a snapshot, a database file, or --wrangler DIR"),

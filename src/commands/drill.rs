@@ -76,11 +76,15 @@ fn print_report(report: &DrillReport) {
     println!("  verify       {}", render::duration_ms(report.verify_ms));
     println!("  throughput   {}/s", render::bytes(report.restore_bytes_per_second as u64));
     let small = if report.projection_from_small_sample { " (projected from a small database: fixed costs dominate, so this overstates)" } else { "" };
+    let projected_limit = match report.thresholds.max_projected {
+        Some(limit) => format!(" (limit {})", render::duration_ms(limit.as_millis() as u64)),
+        None => String::new(),
+    };
     println!(
-        "  rollback     measured {}, projected for 10 GB {}{small}; limit {}",
+        "  rollback     measured {} (limit {}), projected for 10 GB {}{projected_limit}{small}",
         render::duration_ms(report.restore_ms),
-        render::duration_ms(report.projected_10gb_ms),
-        render::duration_ms(report.thresholds.max_restore.as_millis() as u64)
+        render::duration_ms(report.thresholds.max_restore.as_millis() as u64),
+        render::duration_ms(report.projected_10gb_ms)
     );
     for check in &report.checks {
         println!("  {} {:<18} {}", if check.ok { "ok  " } else { "FAIL" }, check.name, check.detail);

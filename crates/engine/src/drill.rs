@@ -23,14 +23,29 @@ pub const D1_MAX_DATABASE_BYTES: u64 = 10_000_000_000;
 /// Below this many restored bytes fixed costs dominate, so a projection overstates the time.
 const SMALL_DRILL_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Limits a drill compares with; in JSON as milliseconds (`max_restore_ms` and so on).
 #[derive(Clone, Debug, Serialize)]
 pub struct DrillThresholds {
     /// The measured restore must finish within this time.
+    #[serde(rename = "max_restore_ms", serialize_with = "as_ms")]
     pub max_restore: Duration,
     /// Optional limit for the verification phase.
+    #[serde(rename = "max_verify_ms", serialize_with = "as_optional_ms")]
     pub max_verify: Option<Duration>,
     /// Optional limit for the projected restore of a 10 GB database.
+    #[serde(rename = "max_projected_ms", serialize_with = "as_optional_ms")]
     pub max_projected: Option<Duration>,
+}
+
+fn as_ms<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(duration.as_millis() as u64)
+}
+
+fn as_optional_ms<S: serde::Serializer>(duration: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+    match duration {
+        Some(duration) => serializer.serialize_some(&(duration.as_millis() as u64)),
+        None => serializer.serialize_none(),
+    }
 }
 
 impl Default for DrillThresholds {
