@@ -4,11 +4,9 @@ use std::path::{Path, PathBuf};
 
 use crate::util::{Workspace, open};
 
-const D1_FILE: &str = ".wrangler/state/v3/d1/miniflare-D1DatabaseObject/37202af4a48e51a6f9bf1676145f85cdbaaf76a4a51b95f5120b328bf5460e72.sqlite";
-
 fn sample(ws: &Workspace) -> (PathBuf, PathBuf) {
     let project = ws.copy_data("d1-local");
-    let db = project.join(D1_FILE);
+    let db = project.join(crate::util::D1_DATABASE);
     (project, db)
 }
 

@@ -4,12 +4,10 @@ use std::path::{Path, PathBuf};
 
 use crate::util::{Workspace, open, table_rows};
 
-const D1_FILE: &str = ".wrangler/state/v3/d1/miniflare-D1DatabaseObject/37202af4a48e51a6f9bf1676145f85cdbaaf76a4a51b95f5120b328bf5460e72.sqlite";
-
 /// A copy of the wrangler sample database as a plain file, with a snapshot of it taken.
 fn sample_with_snapshot(ws: &Workspace) -> (PathBuf, String) {
     let project = ws.copy_data("d1-local");
-    let db = project.join(D1_FILE);
+    let db = project.join(crate::util::D1_DATABASE);
     let report = ws.snapshot(&db);
     (db, report["id"].as_str().unwrap().to_string())
 }

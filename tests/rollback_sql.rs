@@ -5,8 +5,6 @@ use std::path::{Path, PathBuf};
 
 use crate::util::{Workspace, open};
 
-const D1_FILE: &str = ".wrangler/state/v3/d1/miniflare-D1DatabaseObject/37202af4a48e51a6f9bf1676145f85cdbaaf76a4a51b95f5120b328bf5460e72.sqlite";
-
 /// Runs SQL the way D1 does: foreign keys on, inside one transaction.
 pub fn apply_like_d1(db: &Path, sql_file: &Path) {
     let sql = std::fs::read_to_string(sql_file).unwrap();
@@ -53,7 +51,7 @@ fn row_diff_reads_only_differing_chunks() {
 /// Snapshots the wrangler sample (A), applies a migration (B), and returns both ids and the file.
 fn migrated_sample(ws: &Workspace) -> (String, String, PathBuf) {
     let project = ws.copy_data("d1-local");
-    let db = project.join(D1_FILE);
+    let db = project.join(crate::util::D1_DATABASE);
     let a = ws.snapshot(&db)["id"].as_str().unwrap().to_string();
     open(&db)
         .execute_batch(

@@ -10,6 +10,10 @@ use rusqlite::types::ValueRef;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_d1snap");
 
+/// The local D1 database of the wrangler sample in `tests/data/d1-local`, relative to the
+/// project: miniflare names the file after the `database_id` in `wrangler.toml`.
+pub const D1_DATABASE: &str = ".wrangler/state/v3/d1/miniflare-D1DatabaseObject/37202af4a48e51a6f9bf1676145f85cdbaaf76a4a51b95f5120b328bf5460e72.sqlite";
+
 /// Where a workspace keeps its repository.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

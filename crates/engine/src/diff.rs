@@ -232,8 +232,11 @@ pub struct TableRowReport {
 }
 
 fn row_key_json(row: &Row, table: &TableObject) -> serde_json::Value {
-    let key_has_null = table.primary_key().iter().any(|&i| matches!(row.value(&table.columns[i].name), Some(Value::Null) | None));
-    let by_rowid = table.rowid_alias.is_some() || table.primary_key().is_empty() || key_has_null;
+    // The same identity the row diff matches rows by: the declared key unless it holds a NULL.
+    let by_rowid = match crate::rowdiff::declared_key(table) {
+        Some(key) => key.iter().any(|name| matches!(row.value(name), Some(Value::Null) | None)),
+        None => true,
+    };
     match row.rowid {
         Some(rowid) if by_rowid => serde_json::json!({ "rowid": rowid }),
         _ => {

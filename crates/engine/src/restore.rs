@@ -18,7 +18,7 @@ use crate::prefetch::for_each_chunk_read_ahead;
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::scan::ScanParams;
-use crate::schema::quote_ident;
+use crate::schema::{quote_ident, rowid_name};
 use crate::value::ValueRef;
 
 #[derive(Clone, Debug, Default)]
@@ -299,11 +299,7 @@ fn remove_stale_companions(target: &Path) -> Result<()> {
 pub fn insert_sql(object: &TableObject) -> Result<String> {
     let mut names: Vec<String> = Vec::new();
     if object.has_rowid() {
-        let rowid = ["rowid", "_rowid_", "oid"]
-            .into_iter()
-            .find(|candidate| !object.columns.iter().any(|c| c.name.eq_ignore_ascii_case(candidate)))
-            .ok_or_else(|| Error::Invalid(format!("table {:?} has no name left for its rowid", object.name)))?;
-        names.push(rowid.to_string());
+        names.push(rowid_name(&object.name, &object.columns)?.to_string());
     }
     names.extend(object.stored_columns().into_iter().map(|i| quote_ident(&object.columns[i].name)));
     let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();

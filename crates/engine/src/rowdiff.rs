@@ -195,7 +195,7 @@ fn expand(side: &Side<'_>, front: Vec<Frontier>, level: u8, counts: &mut DiffCou
 
 /// Names of a table's declared primary key when it identifies rows apart from the rowid
 /// (a WITHOUT ROWID key, or a PRIMARY KEY that is not the INTEGER PRIMARY KEY alias).
-fn declared_key(table: &TableObject) -> Option<Vec<String>> {
+pub(crate) fn declared_key(table: &TableObject) -> Option<Vec<String>> {
     let key: Vec<String> = table.primary_key().into_iter().map(|i| table.columns[i].name.clone()).collect();
     (!key.is_empty() && table.rowid_alias.is_none()).then_some(key)
 }

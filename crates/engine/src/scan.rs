@@ -22,7 +22,7 @@ use crate::object::tree::{NodeEntry, TreeBuilder};
 use crate::object::{to_plain, Kind};
 use crate::progress::Progress;
 use crate::repo::{Repository, Stored};
-use crate::schema::{quote_ident, Catalog, TableShape};
+use crate::schema::{quote_ident, rowid_name, Catalog, TableShape};
 use crate::value::ValueRef;
 
 /// Where the objects of a scan go.
@@ -187,20 +187,6 @@ fn scan_tables(
     Ok(ScanOutput { content, tables, stats })
 }
 
-/// Picks a name that reaches the rowid: `rowid`, `_rowid_` or `oid`, whichever no column
-/// shadows.
-fn rowid_name(shape: &TableShape) -> Result<&'static str> {
-    ["rowid", "_rowid_", "oid"]
-        .into_iter()
-        .find(|candidate| !shape.columns.iter().any(|c| c.name.eq_ignore_ascii_case(candidate)))
-        .ok_or_else(|| {
-            Error::Invalid(format!(
-                "table {:?} has columns named rowid, _rowid_ and oid, so its rowid cannot be read; rename one of them",
-                shape.name
-            ))
-        })
-}
-
 fn scan_table(
     conn: &Connection,
     label: &str,
@@ -235,11 +221,11 @@ fn scan_table(
 
     let mut select: Vec<String> = Vec::new();
     if object.has_rowid() {
-        select.push(rowid_name(shape)?.to_string());
+        select.push(rowid_name(&shape.name, &shape.columns)?.to_string());
     }
     select.extend(stored_columns.iter().map(|&i| quote_ident(&object.columns[i].name)));
     let order = if object.has_rowid() {
-        rowid_name(shape)?.to_string()
+        rowid_name(&shape.name, &shape.columns)?.to_string()
     } else {
         primary_key.iter().map(|&i| quote_ident(&object.columns[i].name)).collect::<Vec<_>>().join(", ")
     };

@@ -35,6 +35,19 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Picks a name that reaches a table's rowid: `rowid`, `_rowid_` or `oid`, whichever no
+/// column shadows.
+pub fn rowid_name(table: &str, columns: &[Column]) -> Result<&'static str> {
+    ["rowid", "_rowid_", "oid"]
+        .into_iter()
+        .find(|candidate| !columns.iter().any(|c| c.name.eq_ignore_ascii_case(candidate)))
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "table {table:?} has columns named rowid, _rowid_ and oid, so its rowid cannot be read; rename one of them"
+            ))
+        })
+}
+
 /// Tables SQLite maintains itself and that are not restored as data: `sqlite_sequence` is
 /// kept separately, and the `sqlite_stat*` tables are rebuilt by ANALYZE.
 fn is_internal_table(name: &str) -> bool {

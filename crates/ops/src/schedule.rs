@@ -70,7 +70,7 @@ impl serde::Serialize for Schedule {
 
 /// Formats milliseconds since the epoch as an ISO 8601 UTC time to the second.
 pub fn format_time(time_ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(time_ms).map_or_else(|| format!("{time_ms} ms"), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    d1snap_engine::time::format_utc(time_ms)
 }
 
 /// Parses an RFC 3339 time (`2026-12-04T20:00:00Z`) into milliseconds since the epoch.
