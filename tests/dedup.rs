@@ -6,8 +6,8 @@ use crate::util::{Workspace, open};
 
 const ROWS: i64 = 100_000;
 
-/// A 100,000-row table with JSON-like payloads; rowids are even so a row can be inserted
-/// between two neighbours.
+/// Builds a 100,000-row table with JSON-like payloads. Rowids are even, so a row can be
+/// inserted between two neighbours.
 fn build_events(ws: &Workspace) -> PathBuf {
     let db = ws.path("events.sqlite");
     let conn = open(&db);

@@ -218,7 +218,7 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Every row of a table, with its rowid for rowid tables, sorted.
+/// Reads every row of a table, with its rowid for rowid tables, sorted.
 pub fn table_rows(conn: &Connection, table: &str) -> Vec<Vec<Exact>> {
     let without_rowid: bool = conn
         .query_row("SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1", [table], |r| r.get(0))
@@ -239,7 +239,7 @@ pub fn table_rows(conn: &Connection, table: &str) -> Vec<Vec<Exact>> {
     rows
 }
 
-/// The `sqlite_schema` rows, sorted by type and name.
+/// Reads the `sqlite_schema` rows, sorted by type and name.
 pub fn schema(conn: &Connection) -> Vec<(String, String, String, Option<String>)> {
     let mut stmt = conn.prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name").unwrap();
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().collect::<Result<_, _>>().unwrap()

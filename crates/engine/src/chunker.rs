@@ -9,12 +9,12 @@ use serde::{Deserialize, Serialize};
 /// Chunking parameters, fixed per repository so that snapshots of the same data deduplicate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkerParams {
-    /// No boundary before a chunk holds this many encoded bytes.
+    /// No boundary before a chunk has this many encoded bytes.
     pub min_bytes: u32,
     /// Expected bytes between `min_bytes` and a boundary; chunks average about
     /// `min_bytes + span_bytes`.
     pub span_bytes: u32,
-    /// A boundary is forced once a chunk holds this many bytes (a single larger row still
+    /// A boundary is forced once a chunk has this many bytes (a single larger row still
     /// forms one chunk).
     pub max_bytes: u32,
 }
@@ -72,7 +72,7 @@ impl ChunkerParams {
 /// Parameters of the content-defined index tree over a table's chunks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TreeParams {
-    /// No node boundary before a node holds this many entries.
+    /// No node boundary before a node has this many entries.
     pub min_entries: u32,
     /// One entry in `span_entries` past the minimum ends a node, chosen by the child's id.
     pub span_entries: u32,

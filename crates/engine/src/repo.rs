@@ -90,7 +90,7 @@ impl Repository {
         Ok(Repository { store, config, known: None })
     }
 
-    /// Opens the repository, creating it with a default configuration when the location holds
+    /// Opens the repository, creating it with a default configuration when the location has
     /// none. Called by `snapshot` only after its source has opened, so bad input never
     /// creates a repository.
     pub fn open_or_create(store: Arc<dyn Store>) -> Result<Repository> {
@@ -242,7 +242,7 @@ impl Repository {
         Ok(ids)
     }
 
-    /// Every snapshot record, oldest first. Unreadable records are returned as errors beside
+    /// Reads every snapshot record, oldest first. Unreadable records are returned as errors beside
     /// the good ones so one damaged record does not hide the rest.
     pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Result<SnapshotRecord>)>> {
         let ids = self.snapshot_ids()?;

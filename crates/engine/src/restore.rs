@@ -326,8 +326,8 @@ pub(crate) fn load_table(
         entries.push(entry.clone());
         Ok(())
     })?;
-    // The tree is walked first so the chunks can be read ahead; its entries take 48 bytes per
-    // chunk (about 8 MB for a 10 GB table).
+    // The tree is walked first so the chunks can be read ahead. Its entries take 48 bytes per
+    // chunk, about 8 MB for a 10 GB table.
     let times = for_each_chunk_read_ahead(repo, &entries, &referenced_by, ScanParams::default_workers(), &mut |index, plain| {
         let entry = &entries[index];
         let id = ChunkId(entry.id);

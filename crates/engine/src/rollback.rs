@@ -243,7 +243,7 @@ fn rollback_table<W: Write>(
     Ok(RollbackTable { name: table.clone(), action, counts })
 }
 
-/// The key that addresses a row: its primary key when the table has one and no key value is
+/// Returns the key that addresses a row: its primary key when the table has one and no key value is
 /// NULL (SQLite allows several NULLs there), otherwise its rowid.
 fn row_key<'r>(row: &'r Row, key_names: Option<&'r [String]>) -> RowKey<'r> {
     let by_key = key_names.map(|names| names.iter().map(|n| (n.as_str(), row.value(n).map(Value::as_ref).unwrap_or(ValueRef::Null))).collect::<Vec<_>>());

@@ -109,7 +109,7 @@ impl Row {
     }
 }
 
-/// What happened to one row from side A to side B.
+/// Difference of one row between side A and side B.
 pub enum RowEvent<'e> {
     /// In B only.
     Added { b: &'e Row },
@@ -265,7 +265,7 @@ fn for_each_row(
 }
 
 /// Compares the rows of one table on two sides and calls `visit` for each difference.
-/// Memory holds the rows of side A's differing chunks only.
+/// Only the rows of side A's differing chunks are kept in memory.
 pub fn diff_rows(a: &Side<'_>, b: &Side<'_>, visit: &mut dyn FnMut(RowEvent<'_>) -> Result<()>) -> Result<DiffCounts> {
     let mut counts = DiffCounts::default();
     let (chunks_a, chunks_b) = differing_chunks(a, b, &mut counts)?;

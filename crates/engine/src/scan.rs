@@ -3,7 +3,7 @@
 //! --against` and `diff` (objects are only hashed).
 //!
 //! SQLite is read on the calling thread while worker threads hash, compress and store
-//! chunks; a bounded channel between them keeps memory flat whatever the table size.
+//! chunks. A bounded channel between them keeps memory flat whatever the table size.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -25,7 +25,7 @@ use crate::repo::{Repository, Stored};
 use crate::schema::{quote_ident, rowid_name, Catalog, TableShape};
 use crate::value::ValueRef;
 
-/// Where the objects of a scan go.
+/// Destination of a scan's objects: a repository, or nothing when only ids are needed.
 pub trait ObjectSink: Sync {
     fn put(&self, kind: Kind, id: Digest, plain: &[u8]) -> Result<Stored>;
 }
@@ -83,7 +83,7 @@ impl ScanParams<'_> {
 
 type ChunkResult = (u64, Result<Stored>);
 
-/// Scans every table in `catalog`. The caller holds the read transaction.
+/// Scans every table in `catalog`, inside the read transaction the caller keeps open.
 pub fn scan_database(conn: &Connection, label: &str, catalog: &Catalog, params: &ScanParams<'_>) -> Result<ScanOutput> {
     let workers = params.workers.max(1);
     let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(workers * 2);

@@ -45,12 +45,13 @@ impl LiteralWriter {
         Ok(())
     }
 
-    /// A REAL literal. Rust's shortest round-trip form always has a decimal point or an
-    /// exponent, so SQLite reads it as REAL; infinities are written as 9e999, which SQLite
-    /// reads as infinity. SQLite's decimal parser is not correctly rounded for every value
-    /// (about 1 in 30 random doubles with large exponents comes back one bit off), so the
-    /// form is checked against SQLite and, when it does not come back exact, the value is
-    /// written as an exact product of its integer significand and powers of two.
+    /// Formats a REAL literal. Rust's shortest round-trip form always has a decimal point or
+    /// an exponent, so SQLite reads it as REAL, and infinities are written as 9e999, which
+    /// SQLite reads as infinity. SQLite's decimal parser is not correctly rounded for every
+    /// value: in a test of the bundled SQLite, about one in six doubles with random bits came
+    /// back one bit off from their shortest form. So the form is checked against SQLite,
+    /// and a value that does not come back exact is written as an exact product of its
+    /// integer significand and powers of two.
     pub fn real(&self, r: f64) -> Result<String> {
         if r.is_infinite() {
             return Ok(if r > 0.0 { "9e999".into() } else { "-9e999".into() });
@@ -97,7 +98,7 @@ fn exact_real_expression(r: f64) -> String {
     expr
 }
 
-/// A TEXT literal: a quoted string when the bytes are valid UTF-8 without NUL, otherwise
+/// Appends a TEXT literal: a quoted string when the bytes are valid UTF-8 without NUL, otherwise
 /// `CAST(X'…' AS TEXT)`, which keeps NUL and invalid UTF-8 byte for byte.
 pub fn push_text(out: &mut String, text: &[u8]) {
     match std::str::from_utf8(text) {
@@ -174,7 +175,7 @@ impl<W: Write> StatementWriter<W> {
     }
 }
 
-/// How a row is addressed in UPDATE and DELETE statements.
+/// Address of a row in UPDATE and DELETE statements.
 #[derive(Clone, Debug)]
 pub enum RowKey<'a> {
     Rowid(i64),
@@ -255,7 +256,7 @@ impl<'t> InsertBatcher<'t> {
         self.push_oversized(writer, literals, values, key)
     }
 
-    /// Writes a row too large for one statement: the INSERT holds empty values of the right
+    /// Writes a row too large for one statement. The INSERT has empty values of the right
     /// storage class in place of the large ones, then each large value is appended in pieces.
     fn push_oversized<W: Write>(
         &mut self,

@@ -1,5 +1,5 @@
 //! Verification: checks that snapshots are whole and, with `--read-data`, that every chunk
-//! still hashes to its id; or that a live source still matches a snapshot. Findings are
+//! still hashes to its id. It also checks that a live source still matches a snapshot. Findings are
 //! returned as data for the caller to render.
 
 use std::collections::{HashMap, HashSet};

@@ -46,7 +46,7 @@ impl Kind {
         }
     }
 
-    /// The key folder of this kind in the store.
+    /// Returns the key folder of this kind in the store.
     pub fn folder(self) -> &'static str {
         match self {
             Kind::Chunk => "chunks",
@@ -56,7 +56,7 @@ impl Kind {
         }
     }
 
-    /// The store key of an object: snapshots sit flat, content objects under a two-hex-digit
+    /// Returns the store key of an object: snapshots sit flat, content objects under a two-hex-digit
     /// fan-out folder so no directory grows past a few thousand entries per 1M objects.
     pub fn key(self, id: &Digest) -> String {
         let hex = id.to_hex();

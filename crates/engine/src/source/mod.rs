@@ -19,7 +19,7 @@ use crate::schema::Catalog;
 /// A source as the user named it.
 #[derive(Clone, Debug)]
 pub enum SourceSpec {
-    /// A path that is either a SQLite file or a SQL dump; told apart by its first bytes.
+    /// A path that is either a SQLite file or a SQL dump, distinguished by its first bytes.
     Path(PathBuf),
     /// A wrangler project directory and a database binding or name (optional when the
     /// project has exactly one D1 database).
@@ -30,7 +30,7 @@ pub enum SourceSpec {
 pub struct OpenedSource {
     pub conn: Connection,
     pub info: SourceInfo,
-    /// What the caller should tell the user (for example that a dump is lossy).
+    /// Warnings for the user, for example that a dump is lossy.
     pub warnings: Vec<String>,
     /// Size in bytes of the files read (database and WAL, or the dump).
     pub file_bytes: u64,
@@ -93,7 +93,8 @@ fn display_path(path: &Path) -> String {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
 }
 
-/// Checks that a path is a readable non-empty file and tells a SQLite database from a dump.
+/// Checks that a path is a readable non-empty file and detects whether it is a SQLite
+/// database or a dump.
 fn is_sqlite_file(path: &Path) -> Result<bool> {
     let source_error = |message: String| Error::Source { path: path.to_path_buf(), message };
     let meta = match std::fs::metadata(path) {

@@ -73,13 +73,13 @@ impl std::fmt::Display for RequestFailure {
     }
 }
 
-/// A place that holds repository objects. Every `put` is atomic: a reader sees either no
+/// A place that stores repository objects. Every `put` is atomic: a reader sees either no
 /// object or the whole object, never a prefix.
 pub trait Store: Send + Sync + Debug {
     /// Human-readable location, safe to print (never contains credentials).
     fn location(&self) -> String;
 
-    /// Whether the repository location exists at all (false for a fresh local path).
+    /// Returns whether the repository location exists at all (false for a fresh local path).
     fn is_initialized(&self) -> Result<bool, StoreError>;
 
     fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
