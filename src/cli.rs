@@ -17,6 +17,12 @@ pub struct Cli {
     #[command(flatten)]
     pub remote: RemoteArgs,
 
+    /// Size at which a pack of new objects is closed and stored, in bytes. Smaller packs
+    /// make prune rewrite less; larger ones mean fewer files and requests.
+    #[arg(long, global = true, env = "D1SNAP_PACK_SIZE", value_name = "BYTES", default_value_t = d1snap_engine::repo::PACK_TARGET_BYTES,
+          value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u64).range(1..=1 << 30), |n| n as usize))]
+    pub pack_size: usize,
+
     /// Print one JSON object on stdout instead of text (shapes in docs/commands.md).
     #[arg(long, global = true)]
     pub json: bool,
@@ -48,12 +54,12 @@ pub struct RemoteArgs {
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub attempts: u32,
 
-    /// Folder of the cache of objects known to be in S3 and R2 repositories. Defaults to
+    /// Folder caching the index files of S3 and R2 repositories. Defaults to
     /// $XDG_CACHE_HOME/d1snap (~/.cache/d1snap).
     #[arg(long, global = true, env = "D1SNAP_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
-    /// Check each object with a HEAD request instead of the cache of known objects.
+    /// Read every index file from the bucket instead of the local cache.
     #[arg(long, global = true)]
     pub no_cache: bool,
 

@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The daemon logs each job's start and end, so it logs at info level by default.
     init_logging(cli.verbose, matches!(cli.command, Command::Daemon(_)));
-    let context = commands::Context::new(cli.repo.clone(), cli.remote.clone(), cli.json);
+    let context = commands::Context::new(cli.repo.clone(), cli.remote.clone(), cli.pack_size, cli.json);
     let result = match &cli.command {
         Command::Snapshot(args) => commands::snapshot::run(&context, args),
         Command::List => commands::list::run(&context),

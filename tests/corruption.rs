@@ -1,6 +1,6 @@
 //! Damage to each kind of stored object is caught by verify and stops a restore.
 
-use std::path::{Path, PathBuf};
+use d1snap_engine::object::Kind;
 
 use crate::util::Workspace;
 
@@ -11,7 +11,8 @@ struct Damaged {
 
 /// A snapshot of a small database with two tables, so damage to one can be told from the other.
 fn snapshot_two_tables() -> Damaged {
-    let ws = Workspace::new();
+    let mut ws = Workspace::new();
+    ws.one_object_per_pack();
     let db = ws.path("two.sqlite");
     let conn = crate::util::open(&db);
     conn.execute_batch(
@@ -25,26 +26,6 @@ fn snapshot_two_tables() -> Damaged {
     let report = ws.snapshot(&db);
     let id = report["id"].as_str().unwrap().to_string();
     Damaged { ws, id }
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        for entry in std::fs::read_dir(d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() { pending.push(path) } else { out.push(path) }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn flip_last_byte(path: &Path) {
-    let mut bytes = std::fs::read(path).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x40;
-    std::fs::write(path, bytes).unwrap();
 }
 
 fn assert_verify_fails(ws: &Workspace, id: &str, needle: &str) -> String {
@@ -76,10 +57,10 @@ fn assert_restore_fails(ws: &Workspace, id: &str, table: Option<&str>) {
 #[test]
 fn flipped_chunk_byte_is_reported_and_stops_restore() {
     let Damaged { ws, id } = snapshot_two_tables();
-    let chunks = files_under(&ws.repo().join("chunks"));
+    let chunks = ws.stored_objects(Kind::Chunk);
     assert_eq!(chunks.len(), 2);
     for chunk in &chunks {
-        flip_last_byte(chunk);
+        chunk.flip_last_byte();
     }
     let out = assert_verify_fails(&ws, &id, "chunk");
     assert!(out.contains("table \"alpha\"") && out.contains("table \"beta\""), "{out}");
@@ -90,28 +71,28 @@ fn flipped_chunk_byte_is_reported_and_stops_restore() {
 fn damaged_chunk_of_one_table_leaves_other_restorable() {
     let Damaged { ws, id } = snapshot_two_tables();
     // Restore beta alone to learn which chunk it reads: the other one belongs to alpha.
-    let chunks = files_under(&ws.repo().join("chunks"));
+    let chunks = ws.stored_objects(Kind::Chunk);
     let moved = ws.path("moved-chunk");
-    std::fs::rename(&chunks[0], &moved).unwrap();
+    std::fs::rename(&chunks[0].file, &moved).unwrap();
     let probe = ws.run(&["restore", &id, "--table", "beta", "--to", ws.path("probe.sqlite").to_str().unwrap()]);
-    std::fs::rename(&moved, &chunks[0]).unwrap();
+    std::fs::rename(&moved, &chunks[0].file).unwrap();
     let (beta_chunk, alpha_chunk) = if probe.status.success() { (&chunks[1], &chunks[0]) } else { (&chunks[0], &chunks[1]) };
     let _ = std::fs::remove_file(ws.path("probe.sqlite"));
 
-    flip_last_byte(beta_chunk);
+    beta_chunk.flip_last_byte();
     let out = assert_verify_fails(&ws, &id, "table \"beta\"");
     assert!(!out.contains("table \"alpha\""), "{out}");
     assert_restore_fails(&ws, &id, Some("beta"));
     let alpha = ws.path("alpha.sqlite");
     ws.ok(&["restore", &id, "--table", "alpha", "--to", alpha.to_str().unwrap()]);
-    assert!(alpha_chunk.exists());
+    assert!(alpha_chunk.file.exists());
 }
 
 #[test]
-fn deleted_chunk_is_reported_missing() {
+fn deleted_chunk_pack_is_reported_missing() {
     let Damaged { ws, id } = snapshot_two_tables();
-    let chunk = files_under(&ws.repo().join("chunks")).remove(0);
-    std::fs::remove_file(&chunk).unwrap();
+    let chunk = ws.stored_objects(Kind::Chunk).remove(0);
+    std::fs::remove_file(&chunk.file).unwrap();
     assert_verify_fails(&ws, &id, "missing");
     // Structure-only verify also notices a missing chunk.
     let output = ws.run(&["verify", &id]);
@@ -122,8 +103,8 @@ fn deleted_chunk_is_reported_missing() {
 #[test]
 fn flipped_table_object_byte_is_reported() {
     let Damaged { ws, id } = snapshot_two_tables();
-    for table in files_under(&ws.repo().join("tables")) {
-        flip_last_byte(&table);
+    for table in ws.stored_objects(Kind::Table) {
+        table.flip_last_byte();
     }
     assert_verify_fails(&ws, &id, "table object");
     assert_restore_fails(&ws, &id, Some("alpha"));
@@ -133,7 +114,10 @@ fn flipped_table_object_byte_is_reported() {
 fn flipped_snapshot_record_byte_is_reported() {
     let Damaged { ws, id } = snapshot_two_tables();
     let record = ws.repo().join("snapshots").join(&id);
-    flip_last_byte(&record);
+    let mut bytes = std::fs::read(&record).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&record, bytes).unwrap();
     assert_verify_fails(&ws, &id, "snapshot record");
     let list = ws.run(&["list"]);
     assert_eq!(list.status.code(), Some(3));
@@ -143,8 +127,8 @@ fn flipped_snapshot_record_byte_is_reported() {
 #[test]
 fn flipped_tree_node_byte_is_reported() {
     let Damaged { ws, id } = snapshot_two_tables();
-    for node in files_under(&ws.repo().join("nodes")) {
-        flip_last_byte(&node);
+    for node in ws.stored_objects(Kind::Node) {
+        node.flip_last_byte();
     }
     assert_verify_fails(&ws, &id, "tree node");
     assert_restore_fails(&ws, &id, None);

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use d1snap_engine::object::Kind;
+
 use crate::util::{Workspace, open};
 
 const ROWS: i64 = 100_000;
@@ -105,19 +107,7 @@ fn without_rowid_insert_stores_at_most_three_chunks() {
 
 /// Stored size of the events table's chunks in the first snapshot, from the repository.
 fn stored_chunk_bytes(ws: &Workspace) -> u64 {
-    let mut total = 0;
-    let mut pending = vec![ws.repo().join("chunks")];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                pending.push(entry.path());
-            } else {
-                total += entry.metadata().unwrap().len();
-            }
-        }
-    }
-    total
+    ws.stored_objects(d1snap_engine::object::Kind::Chunk).iter().map(|chunk| chunk.length).sum()
 }
 
 #[test]
@@ -159,4 +149,48 @@ fn copied_table_stores_no_new_chunk() {
     let report = ws.snapshot(&db);
     // Every chunk of the copy is byte-identical to one of the original, so none is stored again.
     assert_eq!(new_chunks(&report), 0, "{report}");
+}
+
+/// A table of random text, which zstd cannot shrink much, so a chunk stored whole is large
+/// and one stored against its previous version is small.
+fn build_random_text(ws: &Workspace) -> PathBuf {
+    let db = ws.path("random.sqlite");
+    change(
+        &db,
+        "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+         INSERT INTO notes SELECT i, hex(randomblob(60)) FROM n;",
+    );
+    db
+}
+
+#[test]
+fn updated_chunk_is_stored_against_its_previous_version() {
+    let ws = Workspace::new();
+    let db = build_random_text(&ws);
+    ws.snapshot(&db);
+    let before: std::collections::HashSet<_> = ws.stored_objects(Kind::Chunk).iter().map(|c| c.id).collect();
+    let smallest_whole = ws.stored_objects(Kind::Chunk).iter().map(|c| c.length).min().unwrap();
+    change(&db, "UPDATE notes SET body = 'edited' WHERE id = 2500");
+    let second = ws.snapshot(&db);
+    assert_eq!(second["new_chunks"], 1, "{second}");
+    let added: Vec<_> = ws.stored_objects(Kind::Chunk).into_iter().filter(|c| !before.contains(&c.id)).collect();
+    assert_eq!(added.len(), 1);
+    assert!(added[0].length < 300, "the changed chunk took {} bytes; whole chunks take {smallest_whole} or more", added[0].length);
+    assert!(second["new_bytes"].as_u64().unwrap() < 4096, "{second}");
+
+    ws.ok(&["verify", "--all", "--read-data"]);
+    let restored = ws.path("restored.sqlite");
+    ws.ok(&["restore", "latest", "--to", restored.to_str().unwrap()]);
+    crate::util::assert_same_database(&db, &restored);
+}
+
+#[test]
+fn unchanged_table_reads_nothing_of_the_parent() {
+    let ws = Workspace::new();
+    let db = ws.copy_data("chinook/Chinook_Sqlite.sqlite");
+    ws.snapshot(&db);
+    let second = ws.snapshot(&db);
+    // The record list and the config: no tree node or chunk of the parent is read.
+    assert!(second["requests"]["get"].as_u64().unwrap() <= 4, "{second}");
 }

@@ -159,13 +159,7 @@ fn drill_on_corrupted_repository_names_the_table() {
     let db = ws.path("two.sqlite");
     open(&db).execute_batch("CREATE TABLE alpha(v TEXT); INSERT INTO alpha VALUES ('a');").unwrap();
     ws.snapshot(&db);
-    let chunks = ws.repo().join("chunks");
-    let dir = std::fs::read_dir(&chunks).unwrap().next().unwrap().unwrap().path();
-    let chunk = std::fs::read_dir(dir).unwrap().next().unwrap().unwrap().path();
-    let mut bytes = std::fs::read(&chunk).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x10;
-    std::fs::write(&chunk, bytes).unwrap();
+    ws.stored_objects(d1snap_engine::object::Kind::Chunk)[0].flip_last_byte();
     let output = ws.run(&["drill"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(3), "{stdout}");

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use d1snap_engine::object::Kind;
+
 use crate::util::{Workspace, open};
 
 fn snapshot_with_change(ws: &Workspace, db: &Path, n: i64) -> String {
@@ -37,10 +39,11 @@ fn forget_then_prune_reclaims_only_unreferenced_data() {
 
     ws.json(&["forget", "--keep-last", "2"]);
     assert_eq!(count_files(&ws.repo().join("snapshots")), 2);
-    let before = count_files(&ws.repo().join("chunks")) + count_files(&ws.repo().join("tables"));
+    let objects = |ws: &Workspace| ws.stored_objects(Kind::Chunk).len() + ws.stored_objects(Kind::Table).len();
+    let before = objects(&ws);
     let pruned = ws.json(&["prune"]);
     assert!(pruned["deleted"].as_u64().unwrap() > 0, "{pruned}");
-    let after = count_files(&ws.repo().join("chunks")) + count_files(&ws.repo().join("tables"));
+    let after = objects(&ws);
     assert!(after < before);
     ws.ok(&["verify", "--all", "--read-data"]);
     let restored = ws.path("restored.sqlite");
@@ -137,4 +140,59 @@ fn snapshot_running_during_prune_stays_whole() {
         snapshot.wait().unwrap();
     }
     ws.ok(&["verify", "--all", "--read-data"]);
+}
+
+#[test]
+fn prune_keeps_the_base_of_a_delta_whose_snapshot_was_forgotten() {
+    let ws = Workspace::new();
+    let db = ws.path("app.sqlite");
+    open(&db)
+        .execute_batch(
+            "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+             INSERT INTO notes SELECT i, hex(randomblob(60)) FROM n;",
+        )
+        .unwrap();
+    ws.snapshot(&db);
+    open(&db).execute_batch("UPDATE notes SET body = 'edited' WHERE id = 10").unwrap();
+    ws.snapshot(&db);
+    ws.json(&["forget", "--keep-last", "1"]);
+    let pruned = ws.json(&["prune"]);
+    // The first snapshot's version of the edited chunk is referenced by no snapshot, but
+    // the second snapshot's chunk is stored against it.
+    assert_eq!(pruned["chunks"]["unreferenced"], 0, "{pruned}");
+    ws.ok(&["verify", "--all", "--read-data"]);
+    let restored = ws.path("restored.sqlite");
+    ws.ok(&["restore", "latest", "--to", restored.to_str().unwrap()]);
+    crate::util::assert_same_database(&db, &restored);
+}
+
+#[test]
+fn prune_rewrites_a_pack_holding_live_and_unreferenced_objects() {
+    let ws = Workspace::new();
+    let db = ws.path("app.sqlite");
+    open(&db)
+        .execute_batch(
+            "CREATE TABLE kept(id INTEGER PRIMARY KEY, v TEXT);
+             CREATE TABLE dropped(id INTEGER PRIMARY KEY, v TEXT);
+             INSERT INTO kept VALUES (1, 'stays');
+             INSERT INTO dropped VALUES (1, 'goes');",
+        )
+        .unwrap();
+    ws.snapshot(&db);
+    open(&db).execute_batch("DROP TABLE dropped").unwrap();
+    ws.snapshot(&db);
+    ws.json(&["forget", "--keep-last", "1"]);
+    let dry = ws.json(&["prune", "--dry-run"]);
+    assert_eq!(dry["packs_rewritten"], 1, "{dry}");
+    let packs_before = count_files(&ws.repo().join("packs"));
+    let pruned = ws.json(&["prune"]);
+    assert_eq!(pruned["packs_rewritten"], 1, "{pruned}");
+    assert!(pruned["deleted"].as_u64().unwrap() >= 3, "the dropped table's chunk, node and table object: {pruned}");
+    assert_eq!(count_files(&ws.repo().join("packs")), packs_before, "the old pack is replaced by its rewrite");
+    assert_eq!(count_files(&ws.repo().join("index")), 1, "one index file replaces the others");
+    ws.ok(&["verify", "--all", "--read-data"]);
+    let restored = ws.path("restored.sqlite");
+    ws.ok(&["restore", "latest", "--to", restored.to_str().unwrap()]);
+    crate::util::assert_same_database(&db, &restored);
 }

@@ -4,6 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use d1snap_engine::id::Digest;
+use d1snap_engine::object::Kind;
+use d1snap_engine::repo::Repository;
+use d1snap_engine::store::LocalStore;
 use d1snap_s3_test_server::{ACCESS_KEY_ID, BUCKET, FaultPlan, FaultProxy, S3TestServer, SECRET_ACCESS_KEY};
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
@@ -159,6 +163,48 @@ impl Workspace {
         let to = self.path(Path::new(relative).file_name().unwrap().to_str().unwrap());
         copy_tree(&from, &to);
         to
+    }
+
+    /// Stores every object in a pack of its own, so a test can delete one object's pack.
+    pub fn one_object_per_pack(&mut self) {
+        self.set_env("D1SNAP_PACK_SIZE", "1");
+    }
+
+    /// The packed objects of `kind`, read from the repository's index, with the file and
+    /// byte range each sits in, ordered by file and offset.
+    pub fn stored_objects(&self, kind: Kind) -> Vec<StoredObject> {
+        let store = std::sync::Arc::new(LocalStore::new(self.repo()).unwrap());
+        let repo = Repository::open(store).unwrap();
+        let mut objects: Vec<StoredObject> = repo
+            .packed_objects()
+            .unwrap()
+            .into_iter()
+            .filter(|(k, _, _)| *k == kind)
+            .map(|(_, id, (key, range))| {
+                let (offset, length) = range.expect("packed objects have a range");
+                StoredObject { id, file: self.repo().join(key), offset, length }
+            })
+            .collect();
+        objects.sort_by(|a, b| (&a.file, a.offset).cmp(&(&b.file, b.offset)));
+        objects
+    }
+}
+
+/// Where one packed object's stored bytes are on disk.
+#[derive(Clone, Debug)]
+pub struct StoredObject {
+    pub id: Digest,
+    pub file: PathBuf,
+    pub offset: u64,
+    pub length: u64,
+}
+
+impl StoredObject {
+    /// Flips a bit in the last byte of the object, inside the zstd frame.
+    pub fn flip_last_byte(&self) {
+        let mut bytes = std::fs::read(&self.file).unwrap();
+        bytes[(self.offset + self.length - 1) as usize] ^= 0x40;
+        std::fs::write(&self.file, bytes).unwrap();
     }
 }
 

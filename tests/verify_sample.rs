@@ -1,11 +1,8 @@
 //! verify --read-data --sample: reading part of the chunks, chosen anew on each run.
 
-use crate::util::{Workspace, output_text as text};
+use d1snap_engine::object::Kind;
 
-fn first_chunk(ws: &Workspace) -> std::path::PathBuf {
-    let folders = std::fs::read_dir(ws.repo().join("chunks")).unwrap();
-    folders.flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap()).next().unwrap().unwrap().path()
-}
+use crate::util::{Workspace, output_text as text};
 
 #[test]
 fn sample_reads_part_of_chunks() {
@@ -34,21 +31,18 @@ fn full_sample_finds_damaged_chunk() {
     let ws = Workspace::new();
     let db = ws.copy_data("chinook/Chinook_Sqlite.sqlite");
     ws.snapshot(&db);
-    let chunk = first_chunk(&ws);
-    let mut bytes = std::fs::read(&chunk).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0xff;
-    std::fs::write(&chunk, bytes).unwrap();
+    ws.stored_objects(Kind::Chunk)[0].flip_last_byte();
     let output = ws.run(&["verify", "--read-data", "--sample", "100%"]);
     assert_eq!(output.status.code(), Some(3), "{}", text(&output));
 }
 
 #[test]
 fn small_sample_still_finds_missing_chunk() {
-    let ws = Workspace::new();
+    let mut ws = Workspace::new();
+    ws.one_object_per_pack();
     let db = ws.copy_data("chinook/Chinook_Sqlite.sqlite");
     ws.snapshot(&db);
-    std::fs::remove_file(first_chunk(&ws)).unwrap();
+    std::fs::remove_file(&ws.stored_objects(Kind::Chunk)[0].file).unwrap();
     let output = ws.run(&["--json", "verify", "--read-data", "--sample", "1"]);
     assert_eq!(output.status.code(), Some(3), "{}", text(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();

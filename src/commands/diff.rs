@@ -67,7 +67,7 @@ fn load_live<'r>(repo: &'r Repository, spec: &SourceSpec, objects: bool) -> Resu
             Some(live) => live,
             None => &HashOnly,
         };
-        let params = ScanParams { chunker: repo.config().chunker, tree: repo.config().tree, sink, progress: &NoProgress, workers: ScanParams::default_workers() };
+        let params = ScanParams { chunker: repo.config().chunker, tree: repo.config().tree, sink, progress: &NoProgress, workers: ScanParams::default_workers(), previous: None };
         scan_database(&source.conn, &source.info.location, &catalog, &params)?
     };
     let view = DatabaseView::from_scan(source.info.location.clone(), &scan);

@@ -38,12 +38,13 @@ pub fn requests() -> Option<RequestCounts> {
 pub struct Context {
     repo: Option<String>,
     remote: RemoteArgs,
+    pack_size: usize,
     pub json: bool,
 }
 
 impl Context {
-    pub fn new(repo: Option<String>, remote: RemoteArgs, json: bool) -> Context {
-        Context { repo, remote, json }
+    pub fn new(repo: Option<String>, remote: RemoteArgs, pack_size: usize, json: bool) -> Context {
+        Context { repo, remote, pack_size, json }
     }
 
     /// Returns the repository given with --repo or D1SNAP_REPO, if any.
@@ -91,28 +92,19 @@ impl Context {
         Ok(OPENED_STORE.get_or_init(|| store).clone())
     }
 
-    /// Adds the known-object cache to a repository in S3 or R2, unless --no-cache.
+    /// Sets the pack size, and adds the index-file cache to a repository in S3 or R2 unless
+    /// --no-cache.
     fn with_cache(&self, repo: Repository) -> Repository {
+        let repo = repo.with_pack_target(self.pack_size);
         if !repo.store().is_remote() || self.remote.no_cache {
             return repo;
         }
         match self.remote.cache_dir.clone().or_else(default_cache_dir) {
-            Some(dir) => repo.with_known_objects(&dir),
+            Some(dir) => repo.with_index_cache(&dir),
             None => {
-                tracing::warn!("no cache folder (set --cache-dir, XDG_CACHE_HOME or HOME), so every object is checked with a HEAD request");
+                tracing::warn!("no cache folder (set --cache-dir, XDG_CACHE_HOME or HOME), so every index file is read from the bucket");
                 repo
             }
-        }
-    }
-
-    /// Removes the known-object cache after verify found damage, so that the next snapshot
-    /// rebuilds it from a listing and uploads again whatever went missing.
-    pub fn forget_known_objects(&self, repo: &Repository) {
-        let Some(known) = repo.known_objects() else { return };
-        match std::fs::remove_file(known.path()) {
-            Ok(()) => tracing::debug!(path = %known.path().display(), "removed the known-object cache"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(path = %known.path().display(), error = %e, "could not remove the known-object cache"),
         }
     }
 

@@ -31,6 +31,13 @@ pub fn print_report(report: &PruneReport) {
         report.tables.unreferenced,
         render::duration_ms(report.duration_ms)
     );
+    let verb = if report.dry_run { "would free" } else { "freed" };
+    println!(
+        "{verb} {} by deleting {} pack(s) and rewriting {}",
+        render::bytes(report.bytes_freed),
+        report.packs_deleted,
+        report.packs_rewritten
+    );
     if report.stale_locks_removed > 0 {
         println!("removed {} stale lock(s)", report.stale_locks_removed);
     }

@@ -17,7 +17,6 @@ pub fn run(context: &Context, args: &VerifyArgs) -> Result<u8> {
         (None, Some(project)) => Some(SourceSpec::Wrangler { project: project.clone(), database: args.database.clone() }),
         (None, None) => None,
     };
-    let checks_repository = against.is_none();
     let report = if let Some(spec) = against {
         let name = args.snapshot.as_deref().unwrap_or("latest");
         let (id, record) = repo.resolve_snapshot(name)?;
@@ -45,9 +44,6 @@ pub fn run(context: &Context, args: &VerifyArgs) -> Result<u8> {
     let snapshot = (report.snapshots.len() == 1).then(|| report.snapshots[0].to_hex());
     super::record_history(&repo, "verify", report.is_clean(), report.duration_ms, snapshot, report.bytes_read, 0, &report);
     print_report(context, &report);
-    if checks_repository && !report.is_clean() {
-        context.forget_known_objects(&repo);
-    }
     Ok(if report.is_clean() { exit::OK } else { exit::INTEGRITY })
 }
 

@@ -120,7 +120,7 @@ fn scan(path: &str) -> Result<serde_json::Value, String> {
 struct ChunkCollector(Mutex<Vec<Vec<u8>>>);
 
 impl ObjectSink for ChunkCollector {
-    fn put(&self, kind: Kind, id: Digest, plain: &[u8]) -> d1snap_engine::Result<Stored> {
+    fn put(&self, kind: Kind, id: Digest, plain: &[u8], _previous: Option<&dyn Fn() -> Option<Digest>>) -> d1snap_engine::Result<Stored> {
         if kind == Kind::Chunk {
             self.0.lock().expect("chunk list lock").push(plain.to_vec());
         }
@@ -140,6 +140,7 @@ fn encode_chunks(path: &str) -> Result<Vec<Vec<u8>>, String> {
         sink: &collector,
         progress: &NoProgress,
         workers: ScanParams::default_workers(),
+        previous: None,
     };
     scan_database(&source.conn, path, &catalog, &params).map_err(|e| e.to_string())?;
     Ok(collector.0.into_inner().expect("chunk list lock"))

@@ -154,7 +154,6 @@ pub fn forget(repo: &Repository, policy: &ForgetPolicy, dry_run: bool) -> Result
     let decisions = plan(policy, &snapshots)?;
     let removed = decisions.iter().filter(|d| !d.keep).count();
     if !dry_run && removed > 0 {
-        crate::known::advance_generation(repo.store().as_ref())?;
         for decision in decisions.iter().filter(|d| !d.keep) {
             repo.store().delete(&crate::object::Kind::Snapshot.key(&decision.id.0))?;
         }

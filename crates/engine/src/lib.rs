@@ -30,6 +30,7 @@
 #![deny(unsafe_code)]
 
 pub mod chunker;
+pub mod delta;
 pub mod diff;
 pub mod drill;
 pub mod encode;
@@ -39,7 +40,7 @@ pub mod forget;
 pub mod fsutil;
 pub mod history;
 pub mod id;
-pub mod known;
+mod index;
 pub mod lock;
 pub mod migrate;
 pub mod object;

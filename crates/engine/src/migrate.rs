@@ -375,7 +375,7 @@ fn check(repo: &Repository, db: &Path, pre: SnapshotId, migrations: &[Migration]
     let source = OpenedSource::open(&SourceSpec::Path(db.to_path_buf()))?;
     let live_objects = LiveObjects::new(repo);
     let catalog = source.catalog()?;
-    let params = ScanParams { chunker: repo.config().chunker, tree: repo.config().tree, sink: &live_objects, progress: &NoProgress, workers: ScanParams::default_workers() };
+    let params = ScanParams { chunker: repo.config().chunker, tree: repo.config().tree, sink: &live_objects, progress: &NoProgress, workers: ScanParams::default_workers(), previous: None };
     let scan = scan_database(&source.conn, &source.info.location, &catalog, &params)?;
     let after = DatabaseView::from_scan(label.clone(), &scan);
     let diff = diff_views(&before, &after);

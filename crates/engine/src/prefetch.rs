@@ -54,7 +54,7 @@ pub fn for_each_chunk_read_ahead(
                     let started = Instant::now();
                     let stored = repo.fetch_object(Kind::Chunk, &id.0, referenced_by);
                     let fetched = Instant::now();
-                    let plain = stored.and_then(|stored| crate::object::open(Kind::Chunk, &id.0, &stored));
+                    let plain = stored.and_then(|stored| repo.open_object(Kind::Chunk, &id.0, &stored));
                     read_nanos.fetch_add((fetched - started).as_nanos() as u64, Ordering::Relaxed);
                     decompress_nanos.fetch_add(fetched.elapsed().as_nanos() as u64, Ordering::Relaxed);
                     // A failed send means the consumer stopped, so this worker stops too.

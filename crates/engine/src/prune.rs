@@ -1,16 +1,22 @@
-//! Reclaiming space: delete every chunk, tree node and table object that no snapshot record
-//! refers to. Prune holds an exclusive lock (see `lock`), so no snapshot runs meanwhile and
-//! none can be left pointing at a deleted object.
+//! Reclaiming space: drop every chunk, tree node and table object that no snapshot record
+//! refers to (directly, or as the base of a delta that one refers to). A pack whose objects
+//! are all unreferenced is deleted; a pack holding both kinds is rewritten with only the
+//! referenced ones; then one index file replaces all the others. Prune holds an exclusive
+//! lock (see `lock`), so no snapshot runs meanwhile and none can be left pointing at a
+//! deleted object.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::id::{Digest, NodeId};
+use crate::index::{Location, Place};
 use crate::lock::{self, LockKind};
 use crate::object::Kind;
+use crate::object::index::PackRecord;
+use crate::object::pack::{PackBuilder, pack_id_of_key, pack_key};
 use crate::repo::Repository;
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -26,8 +32,15 @@ pub struct PruneReport {
     pub chunks: KindCount,
     pub nodes: KindCount,
     pub tables: KindCount,
-    /// Objects deleted (0 in a dry run).
+    /// Objects removed from the repository (0 in a dry run).
     pub deleted: u64,
+    /// Packs deleted because nothing in them is referenced, including packs no index file
+    /// names (left by a snapshot that stopped before writing its index file).
+    pub packs_deleted: u64,
+    /// Packs rewritten without their unreferenced objects.
+    pub packs_rewritten: u64,
+    /// Stored bytes freed (counted in a dry run too).
+    pub bytes_freed: u64,
     pub stale_locks_removed: usize,
     pub duration_ms: u64,
 }
@@ -73,43 +86,138 @@ fn mark(repo: &Repository) -> Result<(Reachable, usize)> {
     Ok((reachable, snapshots.len()))
 }
 
+/// What to do with each pack.
+#[derive(Default)]
+struct Plan {
+    keep: Vec<PackRecord>,
+    rewrite: Vec<PackRecord>,
+    delete: Vec<Digest>,
+}
+
 /// Deletes unreferenced objects (or, with `dry_run`, counts them).
 pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport> {
     let started = Instant::now();
     let _lock = lock::acquire(repo, LockKind::Exclusive, "prune")?;
+    repo.reload_index();
     let stale_locks_removed = if dry_run { 0 } else { lock::remove_stale(repo)? };
     let (reachable, snapshots) = mark(repo)?;
     let mut report = PruneReport { dry_run, snapshots, stale_locks_removed, ..Default::default() };
-    if !dry_run {
-        crate::known::advance_generation(repo.store().as_ref())?;
+
+    let (objects, packs, files) = repo.with_index(|index| (index.objects.clone(), index.packs.clone(), index.files.clone()))?;
+    let mut live: HashSet<Digest> = reachable.chunks.iter().chain(&reachable.nodes).chain(&reachable.tables).copied().collect();
+    // A delta's base stays while the delta does; bases are never deltas themselves.
+    let bases: Vec<Digest> = live.iter().filter_map(|id| objects.get(id).and_then(|l| l.base)).collect();
+    live.extend(bases);
+    count_kinds(&objects, &live, &mut report);
+
+    let plan = plan(&objects, packs, &live, &mut report);
+    let orphans: Vec<Digest> = repo
+        .store()
+        .list("packs/")?
+        .iter()
+        .filter_map(|key| pack_id_of_key(key))
+        .filter(|id| !plan.keep.iter().chain(&plan.rewrite).any(|p| p.id == *id) && !plan.delete.contains(id))
+        .collect();
+    report.packs_deleted = (plan.delete.len() + orphans.len()) as u64;
+    report.packs_rewritten = plan.rewrite.len() as u64;
+    if dry_run || (plan.delete.is_empty() && plan.rewrite.is_empty() && orphans.is_empty() && files.len() <= 1) {
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
     }
 
-    for (kind, keep) in [(Kind::Table, &reachable.tables), (Kind::Node, &reachable.nodes), (Kind::Chunk, &reachable.chunks)] {
-        let mut count = KindCount::default();
-        for key in repo.store().list(&format!("{}/", kind.folder()))? {
-            let Some(id) = key.rsplit('/').next().and_then(|name| name.parse::<Digest>().ok()) else {
-                tracing::warn!(key, "ignoring a key that is not an object id");
-                continue;
-            };
-            if keep.contains(&id) {
-                count.referenced += 1;
-                continue;
-            }
-            count.unreferenced += 1;
-            if !dry_run {
-                repo.store().delete(&key)?;
-                report.deleted += 1;
-            }
-        }
-        match kind {
-            Kind::Table => report.tables = count,
-            Kind::Node => report.nodes = count,
-            _ => report.chunks = count,
-        }
+    let mut records = plan.keep;
+    records.extend(rewrite(repo, &plan.rewrite, &objects, &live)?);
+    repo.store().flush()?;
+    // The new index file is durable before any old one goes, so a prune that stops at
+    // any point leaves every referenced object indexed.
+    let (new_file, _) = crate::index::write_index_file(repo.store().as_ref(), repo.index_cache(), records)?;
+    repo.store().flush()?;
+    for key in files.iter().filter(|key| **key != new_file) {
+        repo.store().delete(key)?;
     }
-    if !dry_run {
-        repo.store().flush()?;
+    for pack in plan.delete.iter().chain(plan.rewrite.iter().map(|p| &p.id)).chain(&orphans) {
+        repo.store().delete(&pack_key(pack))?;
     }
+    repo.store().flush()?;
+    repo.discard_index();
+    report.deleted = report.chunks.unreferenced + report.nodes.unreferenced + report.tables.unreferenced;
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+fn count_kinds(objects: &HashMap<Digest, Location>, live: &HashSet<Digest>, report: &mut PruneReport) {
+    for (id, location) in objects {
+        let count = match location.kind {
+            Kind::Chunk => &mut report.chunks,
+            Kind::Node => &mut report.nodes,
+            Kind::Table => &mut report.tables,
+            _ => continue,
+        };
+        if live.contains(id) {
+            count.referenced += 1;
+        } else {
+            count.unreferenced += 1;
+        }
+    }
+}
+
+/// Sorts packs into kept, rewritten and deleted. An entry counts as live only in the pack
+/// the index reads it from, so a second copy of an object is dropped.
+fn plan(objects: &HashMap<Digest, Location>, packs: HashMap<Digest, PackRecord>, live: &HashSet<Digest>, report: &mut PruneReport) -> Plan {
+    let mut plan = Plan::default();
+    for (id, pack) in packs {
+        let is_live = |entry: &crate::object::pack::PackEntry| {
+            live.contains(&entry.id)
+                && objects.get(&entry.id).is_some_and(|l| matches!(l.place, Place::Packed { pack, .. } if pack == id))
+        };
+        let live_entries = pack.entries.iter().filter(|e| is_live(e)).count();
+        if live_entries == pack.entries.len() {
+            plan.keep.push(pack);
+        } else if live_entries == 0 {
+            report.bytes_freed += pack.length;
+            plan.delete.push(id);
+        } else {
+            report.bytes_freed += pack.entries.iter().filter(|e| !is_live(e)).map(|e| u64::from(e.length)).sum::<u64>();
+            plan.rewrite.push(pack);
+        }
+    }
+    plan
+}
+
+/// Copies the live objects of `packs` into new packs, without decompressing them.
+fn rewrite(repo: &Repository, packs: &[PackRecord], objects: &HashMap<Digest, Location>, live: &HashSet<Digest>) -> Result<Vec<PackRecord>> {
+    let mut records = Vec::new();
+    let mut builder = PackBuilder::default();
+    let store = |builder: PackBuilder, records: &mut Vec<PackRecord>| -> Result<()> {
+        let pack = builder.finish()?;
+        repo.store().put(&pack_key(&pack.id), &pack.bytes)?;
+        records.push(PackRecord { id: pack.id, length: pack.bytes.len() as u64, entries: pack.entries });
+        Ok(())
+    };
+    for pack in packs {
+        let key = pack_key(&pack.id);
+        for entry in &pack.entries {
+            let current = objects.get(&entry.id).is_some_and(|l| matches!(l.place, Place::Packed { pack: p, .. } if p == pack.id));
+            if !live.contains(&entry.id) || !current {
+                continue;
+            }
+            let stored = repo.store().get_range(&key, entry.offset, u64::from(entry.length))?;
+            if stored.len() != entry.length as usize {
+                return Err(Error::Corrupt {
+                    kind: "pack",
+                    id: pack.id.to_hex(),
+                    detail: format!("it ends before object {}; prune stopped without deleting anything", entry.id),
+                });
+            }
+            let kind = Kind::from_byte(entry.kind).expect("the index checked the kind");
+            builder.push(kind, entry.id, entry.base, &stored);
+            if builder.len() >= repo.pack_target() {
+                store(std::mem::take(&mut builder), &mut records)?;
+            }
+        }
+    }
+    if !builder.is_empty() {
+        store(builder, &mut records)?;
+    }
+    Ok(records)
 }

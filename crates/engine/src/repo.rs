@@ -1,25 +1,43 @@
 //! A repository: a store plus its configuration, with typed access to every object kind.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, Digest, NodeId, SnapshotId, TableId};
-use crate::known::KnownObjects;
+use crate::index::{self, Location, Place, RepoIndex};
 use crate::object::config::{CONFIG_KEY, FORMAT_NAME, FORMAT_VERSION, RepoConfig};
+use crate::object::pack::{PackBuilder, pack_key};
 use crate::object::snapshot::SnapshotRecord;
 use crate::object::table::TableObject;
 use crate::object::tree::IndexNode;
 use crate::object::{self, Kind};
 use crate::store::{Store, StoreError};
 
+/// Size at which a pack is closed and stored: large enough that a snapshot writes few files
+/// and R2 objects, small enough to upload and retry in one piece.
+pub const PACK_TARGET_BYTES: usize = 16 * 1024 * 1024;
+
 #[derive(Clone, Debug)]
 pub struct Repository {
     store: Arc<dyn Store>,
     config: RepoConfig,
-    /// Objects known to be stored, consulted by `put_object` instead of the store.
-    known: Option<Arc<KnownObjects>>,
+    /// Where each packed object is; loaded on first use.
+    index: Arc<Mutex<Option<RepoIndex>>>,
+    /// Folder caching the index files of a remote repository; they never change once written.
+    index_cache: Option<PathBuf>,
+    pack_target: usize,
+}
+
+/// A store key and, for a packed object, its offset and length in that key's object.
+pub type ObjectRange = (String, Option<(u64, u64)>);
+
+/// What `fetch_object` found in the index.
+enum Fetch {
+    Bytes(Vec<u8>),
+    Range(Digest, u64, u32),
+    Missing,
 }
 
 /// Result of storing a content-addressed object.
@@ -87,7 +105,11 @@ impl Repository {
                 config.version
             )));
         }
-        Ok(Repository { store, config, known: None })
+        Ok(Repository::with_config(store, config))
+    }
+
+    fn with_config(store: Arc<dyn Store>, config: RepoConfig) -> Repository {
+        Repository { store, config, index: Arc::new(Mutex::new(None)), index_cache: None, pack_target: PACK_TARGET_BYTES }
     }
 
     /// Opens the repository, creating it with a default configuration when the location has
@@ -107,21 +129,31 @@ impl Repository {
                 let json = serde_json::to_vec_pretty(&config).expect("config serializes");
                 store.put(CONFIG_KEY, &json)?;
                 store.flush()?;
-                Ok(Repository { store, config, known: None })
+                Ok(Repository::with_config(store, config))
             }
         }
     }
 
-    /// Keeps a cache of the objects known to be stored under `cache_root`, so that
-    /// `put_object` sends no HEAD request per object. Meant for remote stores, where each
-    /// request costs time and money.
-    pub fn with_known_objects(mut self, cache_root: &Path) -> Repository {
-        self.known = Some(Arc::new(KnownObjects::new(cache_root, &self.config.id, &self.store.location())));
+    /// Caches index files under `cache_root`, so that opening a remote repository reads
+    /// only the index files it has not seen. Index files are content-addressed and never
+    /// change, so a cached copy is never stale.
+    pub fn with_index_cache(mut self, cache_root: &Path) -> Repository {
+        self.index_cache = Some(cache_root.join(&self.config.id).join("index"));
         self
     }
 
-    pub fn known_objects(&self) -> Option<&KnownObjects> {
-        self.known.as_deref()
+    /// Sets the size at which a pack is closed and stored.
+    pub fn with_pack_target(mut self, bytes: usize) -> Repository {
+        self.pack_target = bytes.max(1);
+        self
+    }
+
+    pub fn pack_target(&self) -> usize {
+        self.pack_target
+    }
+
+    pub fn index_cache(&self) -> Option<&Path> {
+        self.index_cache.as_deref()
     }
 
     pub fn config(&self) -> &RepoConfig {
@@ -136,41 +168,240 @@ impl Repository {
         self.store.location()
     }
 
+    /// Runs `f` on the index, reading the index files first if this is the first use.
+    pub(crate) fn with_index<T>(&self, f: impl FnOnce(&mut RepoIndex) -> T) -> Result<T> {
+        let mut guard = self.index.lock().expect("index lock");
+        if guard.is_none() {
+            *guard = Some(index::load(self.store.as_ref(), self.index_cache.as_deref())?);
+        }
+        Ok(f(guard.as_mut().expect("index is loaded")))
+    }
+
+    /// Forgets the loaded index so the next use reads the index files again. Called once a
+    /// lock is held, so that a prune that ran before it is seen. Keeps it while this
+    /// process has writes that no index file names yet.
+    pub fn reload_index(&self) {
+        let mut guard = self.index.lock().expect("index lock");
+        if guard.as_ref().is_some_and(|index| !index.has_pending_writes()) {
+            *guard = None;
+        }
+    }
+
+    /// Drops the loaded index unconditionally, after prune rewrote the index files.
+    pub(crate) fn discard_index(&self) {
+        *self.index.lock().expect("index lock") = None;
+    }
+
     /// Seals and stores a content-addressed object unless an object with that id exists.
     pub fn put_object(&self, kind: Kind, id: Digest, plain: &[u8]) -> Result<Stored> {
-        let key = kind.key(&id);
-        let present = match &self.known {
-            Some(known) => known.check_and_claim(self.store.as_ref(), kind, &id)?,
-            None => self.store.exists(&key)?,
-        };
-        if present {
+        self.put_object_against(kind, id, plain, None)
+    }
+
+    /// Like `put_object`; when the object is new, `base` names an earlier version of it
+    /// (called only then, since finding it may read the repository), and the object is
+    /// stored as a delta against that version's stored base when that is smaller.
+    pub fn put_object_against(
+        &self,
+        kind: Kind,
+        id: Digest,
+        plain: &[u8],
+        base: Option<&dyn Fn() -> Option<Digest>>,
+    ) -> Result<Stored> {
+        let level = self.config.compression.level;
+        if !kind.is_packed() {
+            let sealed = object::seal(kind, plain, Some(level))?;
+            self.store.put(&kind.key(&id), &sealed)?;
+            return Ok(Stored { id, new: true, stored_bytes: sealed.len() as u64 });
+        }
+        if !self.with_index(|index| index.claim(kind, id))? {
             return Ok(Stored { id, new: false, stored_bytes: 0 });
         }
-        let sealed = object::seal(kind, plain, Some(self.config.compression.level))?;
-        self.store.put(&key, &sealed)?;
-        Ok(Stored { id, new: true, stored_bytes: sealed.len() as u64 })
+        let stored = self.seal_packed(kind, id, plain, base).and_then(|(sealed, base)| {
+            let full = self.with_index(|index| index.append(kind, id, base, &sealed, self.pack_target))?;
+            if let Some(pack) = full {
+                self.store_pack(pack)?;
+            }
+            Ok(sealed.len() as u64)
+        });
+        match stored {
+            Ok(stored_bytes) => Ok(Stored { id, new: true, stored_bytes }),
+            Err(error) => {
+                let _ = self.with_index(|index| index.unclaim(&id));
+                Err(error)
+            }
+        }
+    }
+
+    fn seal_packed(
+        &self,
+        kind: Kind,
+        id: Digest,
+        plain: &[u8],
+        base: Option<&dyn Fn() -> Option<Digest>>,
+    ) -> Result<(Vec<u8>, Option<Digest>)> {
+        let level = self.config.compression.level;
+        let found = base.and_then(|find| find()).filter(|hint| *hint != id).and_then(|hint| self.delta_base(kind, hint));
+        let Some((base_id, base_plain)) = found else {
+            return Ok((object::seal(kind, plain, Some(level))?, None));
+        };
+        let delta = object::seal_delta(kind, plain, level, &base_id, &base_plain)?;
+        // Far below any whole-object compression ratio: no need to compress twice.
+        if delta.len() <= plain.len() / 16 {
+            return Ok((delta, Some(base_id)));
+        }
+        let whole = object::seal(kind, plain, Some(level))?;
+        Ok(if delta.len() < whole.len() { (delta, Some(base_id)) } else { (whole, None) })
+    }
+
+    /// Returns the object a new version of `hint` is stored against, with its plain bytes:
+    /// `hint` itself when it is stored whole, else its own base, so no delta ever needs
+    /// more than one other object to open.
+    fn delta_base(&self, kind: Kind, hint: Digest) -> Option<(Digest, Vec<u8>)> {
+        let location = self.with_index(|index| index.objects.get(&hint).copied()).ok()??;
+        if location.kind != kind || !matches!(location.place, Place::Packed { .. }) {
+            return None;
+        }
+        let base_id = location.base.unwrap_or(hint);
+        match self.get_object(kind, &base_id, "a delta base") {
+            Ok(plain) => Some((base_id, plain)),
+            Err(error) => {
+                tracing::debug!(%error, "storing a new version whole, since its base cannot be read");
+                None
+            }
+        }
+    }
+
+    fn store_pack(&self, pack: PackBuilder) -> Result<()> {
+        let pack = pack.finish()?;
+        let result = self.store.put(&pack_key(&pack.id), &pack.bytes);
+        self.with_index(|index| index.pack_stored(&pack, result.is_ok()))?;
+        Ok(result?)
+    }
+
+    /// Stores the open pack and an index file naming every pack stored since the last
+    /// flush, each made durable before the next step. Returns the bytes written besides
+    /// object envelopes since the last call (pack framing and index files).
+    pub fn flush(&self) -> Result<u64> {
+        let mut guard = self.index.lock().expect("index lock");
+        let Some(index) = guard.as_mut() else {
+            drop(guard);
+            self.store.flush()?;
+            return Ok(0);
+        };
+        let open_pack = index.take_buffer();
+        drop(guard);
+        if let Some(pack) = open_pack {
+            self.store_pack(pack)?;
+        }
+        self.store.flush()?;
+        let written = self.with_index(RepoIndex::take_written)?;
+        if !written.is_empty() {
+            match index::write_index_file(self.store.as_ref(), self.index_cache.as_deref(), written.clone()) {
+                Ok((key, bytes)) => self.with_index(|index| {
+                    index.files.push(key);
+                    index.overhead_bytes += bytes;
+                })?,
+                Err(error) => {
+                    self.with_index(|index| index.restore_written(written))?;
+                    return Err(error);
+                }
+            }
+            self.store.flush()?;
+        }
+        self.with_index(|index| std::mem::take(&mut index.overhead_bytes))
     }
 
     /// Reads an object and checks its hash; `referenced_by` names the referrer in errors.
     pub fn get_object(&self, kind: Kind, id: &Digest, referenced_by: &str) -> Result<Vec<u8>> {
         let stored = self.fetch_object(kind, id, referenced_by)?;
-        object::open(kind, id, &stored)
+        self.open_object(kind, id, &stored)
+    }
+
+    /// Opens stored bytes from `fetch_object`, reading the base of a delta.
+    pub fn open_object(&self, kind: Kind, id: &Digest, stored: &[u8]) -> Result<Vec<u8>> {
+        let Some(base_id) = object::delta_base(stored) else {
+            return object::open(kind, id, stored);
+        };
+        let base_stored = self.fetch_object(kind, &base_id, &format!("{} {id}, as its delta base", kind.name()))?;
+        if object::delta_base(&base_stored).is_some() {
+            return Err(Error::Corrupt {
+                kind: kind.name(),
+                id: id.to_hex(),
+                detail: format!("its delta base {base_id} is itself stored as a delta"),
+            });
+        }
+        let base = object::open(kind, &base_id, &base_stored)?;
+        object::open_with_base(kind, id, stored, Some(&base))
     }
 
     /// Reads an object's stored bytes without opening them, so callers can time the read
-    /// apart from decompression and hashing (`object::open`).
+    /// apart from decompression and hashing (`open_object`).
     pub fn fetch_object(&self, kind: Kind, id: &Digest, referenced_by: &str) -> Result<Vec<u8>> {
-        match self.store.get(&kind.key(id)) {
-            Ok(stored) => Ok(stored),
-            Err(StoreError::NotFound { .. }) => {
-                Err(Error::Missing { kind: kind.name(), id: id.to_hex(), referenced_by: referenced_by.into() })
+        let missing = || Error::Missing { kind: kind.name(), id: id.to_hex(), referenced_by: referenced_by.into() };
+        if !kind.is_packed() {
+            return match self.store.get(&kind.key(id)) {
+                Ok(stored) => Ok(stored),
+                Err(StoreError::NotFound { .. }) => Err(missing()),
+                Err(e) => Err(e.into()),
+            };
+        }
+        let place = self.with_index(|index| match index.objects.get(id) {
+            Some(Location { place: Place::Buffered { offset, length }, .. }) => {
+                index.buffered(*offset, *length).map(Fetch::Bytes).unwrap_or(Fetch::Missing)
             }
-            Err(e) => Err(e.into()),
+            Some(Location { place: Place::Packed { pack, offset, length }, .. }) => Fetch::Range(*pack, *offset, *length),
+            _ => Fetch::Missing,
+        })?;
+        match place {
+            Fetch::Bytes(bytes) => Ok(bytes),
+            Fetch::Missing => Err(missing()),
+            Fetch::Range(pack, offset, length) => match self.store.get_range(&pack_key(&pack), offset, u64::from(length)) {
+                Ok(stored) if stored.len() == length as usize => Ok(stored),
+                Ok(stored) => Err(Error::Corrupt {
+                    kind: kind.name(),
+                    id: id.to_hex(),
+                    detail: format!("pack {pack} ends {} bytes into it, {length} expected", stored.len()),
+                }),
+                Err(StoreError::NotFound { .. }) => Err(missing()),
+                Err(e) => Err(e.into()),
+            },
         }
     }
 
     pub fn has_object(&self, kind: Kind, id: &Digest) -> Result<bool> {
-        Ok(self.store.exists(&kind.key(id))?)
+        if !kind.is_packed() {
+            return Ok(self.store.exists(&kind.key(id))?);
+        }
+        self.with_index(|index| {
+            index.objects.get(id).is_some_and(|l| matches!(l.place, Place::Packed { .. } | Place::Buffered { .. }))
+        })
+    }
+
+    /// Every packed object the index knows, with where its stored bytes are.
+    pub fn packed_objects(&self) -> Result<Vec<(Kind, Digest, ObjectRange)>> {
+        self.with_index(|index| {
+            let mut objects = Vec::with_capacity(index.objects.len());
+            for (id, location) in &index.objects {
+                if let Place::Packed { pack, offset, length } = location.place {
+                    objects.push((location.kind, *id, (pack_key(&pack), Some((offset, u64::from(length))))));
+                }
+            }
+            objects
+        })
+    }
+
+    /// Where an object's stored bytes are: a store key and, for a packed object, its byte
+    /// range. For read-ahead and for tools that inspect a repository.
+    pub fn object_location(&self, kind: Kind, id: &Digest) -> Result<Option<ObjectRange>> {
+        if !kind.is_packed() {
+            return Ok(Some((kind.key(id), None)));
+        }
+        self.with_index(|index| match index.objects.get(id) {
+            Some(Location { place: Place::Packed { pack, offset, length }, .. }) => {
+                Some((pack_key(pack), Some((*offset, u64::from(*length)))))
+            }
+            _ => None,
+        })
     }
 
     pub fn get_chunk(&self, id: &ChunkId, referenced_by: &str) -> Result<Vec<u8>> {
@@ -204,29 +435,15 @@ impl Repository {
 
     /// Stores a snapshot record after making every earlier write durable, so the record
     /// never becomes visible before the objects it names.
+    /// Returns the record's id and the bytes stored besides object envelopes: the record,
+    /// the last pack's framing and the index file.
     pub fn put_snapshot(&self, record: &SnapshotRecord) -> Result<(SnapshotId, u64)> {
         let plain = object::to_plain(Kind::Snapshot, record)?;
         let id = Digest::of(&plain);
-        self.flush_confirming()?;
-        if let Some(known) = &self.known {
-            known.check_generation(self.store.as_ref())?;
-        }
+        let overhead = self.flush()?;
         let stored = self.put_object(Kind::Snapshot, id, &plain)?;
-        self.flush_confirming()?;
-        Ok((SnapshotId(id), stored.stored_bytes))
-    }
-
-    /// Flushes the store; then the objects uploaded since the last flush are confirmed in
-    /// the known-object cache, or forgotten by it when the flush failed.
-    fn flush_confirming(&self) -> Result<()> {
-        let result = self.store.flush();
-        if let Some(known) = &self.known {
-            match &result {
-                Ok(()) => known.confirm_pending(),
-                Err(_) => known.discard_pending(),
-            }
-        }
-        Ok(result?)
+        self.store.flush()?;
+        Ok((SnapshotId(id), stored.stored_bytes + overhead))
     }
 
     /// Ids of every snapshot record, from the store listing; records are not read.
@@ -246,7 +463,7 @@ impl Repository {
     /// the good ones so one damaged record does not hide the rest.
     pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Result<SnapshotRecord>)>> {
         let ids = self.snapshot_ids()?;
-        let keys: Vec<String> = ids.iter().map(|id| Kind::Snapshot.key(&id.0)).collect();
+        let keys: Vec<ObjectRange> = ids.iter().map(|id| (Kind::Snapshot.key(&id.0), None)).collect();
         let mut read_ahead = ReadAhead::new(self.store.as_ref(), &keys);
         let mut out: Vec<(SnapshotId, Result<SnapshotRecord>)> = Vec::with_capacity(ids.len());
         for (index, id) in ids.into_iter().enumerate() {
@@ -324,7 +541,15 @@ impl Repository {
                 });
             }
             if node.level == 0 {
-                let keys: Vec<String> = node.entries.iter().map(|e| Kind::Chunk.key(&e.id)).collect();
+                let keys: Vec<ObjectRange> = if self.store.read_ahead() == 0 {
+                    Vec::new()
+                } else {
+                    let mut keys = Vec::with_capacity(node.entries.len());
+                    for entry in &node.entries {
+                        keys.extend(self.object_location(Kind::Chunk, &entry.id)?);
+                    }
+                    keys
+                };
                 let mut read_ahead = ReadAhead::new(self.store.as_ref(), &keys);
                 for (index, entry) in node.entries.iter().enumerate() {
                     read_ahead.reading(index);
@@ -342,13 +567,13 @@ impl Repository {
 /// the one being read, so that downloads overlap while the reader stays sequential.
 struct ReadAhead<'a> {
     store: &'a dyn Store,
-    keys: &'a [String],
+    keys: &'a [ObjectRange],
     window: usize,
     announced: usize,
 }
 
 impl<'a> ReadAhead<'a> {
-    fn new(store: &'a dyn Store, keys: &'a [String]) -> ReadAhead<'a> {
+    fn new(store: &'a dyn Store, keys: &'a [ObjectRange]) -> ReadAhead<'a> {
         ReadAhead { store, keys, window: store.read_ahead(), announced: 0 }
     }
 
@@ -360,7 +585,8 @@ impl<'a> ReadAhead<'a> {
         // The key being read is announced too: its download starts at once, like the rest.
         let end = (index + self.window).min(self.keys.len());
         while self.announced < end {
-            self.store.prefetch(&self.keys[self.announced]);
+            let (key, range) = &self.keys[self.announced];
+            self.store.prefetch(key, *range);
             self.announced += 1;
         }
     }

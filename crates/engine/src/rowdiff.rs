@@ -53,11 +53,11 @@ impl<'r> LiveObjects<'r> {
 }
 
 impl ObjectSink for LiveObjects<'_> {
-    fn put(&self, kind: Kind, id: Digest, plain: &[u8]) -> Result<Stored> {
+    fn put(&self, kind: Kind, id: Digest, plain: &[u8], _previous: Option<&dyn Fn() -> Option<Digest>>) -> Result<Stored> {
         let keep = match kind {
             Kind::Node => true,
             Kind::Chunk => !self.repo.has_object(Kind::Chunk, &id)?,
-            Kind::Table | Kind::Snapshot => false,
+            Kind::Table | Kind::Snapshot | Kind::Index => false,
         };
         if keep {
             self.kept.lock().expect("kept objects lock").insert(id, plain.to_vec());

@@ -6,19 +6,20 @@
 //! chunks. A bounded channel between them keeps memory flat whatever the table size.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 
 use rusqlite::Connection;
 
 use crate::chunker::{self, ChunkerParams, TreeParams};
+use crate::delta::PreviousVersions;
 use crate::encode;
 use crate::error::{Error, Result};
 use crate::id::{Digest, TableId};
 use crate::object::chunk::ChunkBuilder;
 use crate::object::snapshot::{DatabaseContent, TableEntry, CONTENT_VERSION};
 use crate::object::table::{TableObject, TABLE_VERSION};
-use crate::object::tree::{NodeEntry, TreeBuilder};
+use crate::object::tree::{IndexNode, NodeEntry, TreeBuilder};
 use crate::object::{to_plain, Kind};
 use crate::progress::Progress;
 use crate::repo::{Repository, Stored};
@@ -27,12 +28,13 @@ use crate::value::ValueRef;
 
 /// Destination of a scan's objects: a repository, or nothing when only ids are needed.
 pub trait ObjectSink: Sync {
-    fn put(&self, kind: Kind, id: Digest, plain: &[u8]) -> Result<Stored>;
+    /// Stores an object; `previous` finds its previous version when the object is new.
+    fn put(&self, kind: Kind, id: Digest, plain: &[u8], previous: Option<&dyn Fn() -> Option<Digest>>) -> Result<Stored>;
 }
 
 impl ObjectSink for Repository {
-    fn put(&self, kind: Kind, id: Digest, plain: &[u8]) -> Result<Stored> {
-        self.put_object(kind, id, plain)
+    fn put(&self, kind: Kind, id: Digest, plain: &[u8], previous: Option<&dyn Fn() -> Option<Digest>>) -> Result<Stored> {
+        self.put_object_against(kind, id, plain, previous)
     }
 }
 
@@ -40,7 +42,7 @@ impl ObjectSink for Repository {
 pub struct HashOnly;
 
 impl ObjectSink for HashOnly {
-    fn put(&self, _kind: Kind, id: Digest, _plain: &[u8]) -> Result<Stored> {
+    fn put(&self, _kind: Kind, id: Digest, _plain: &[u8], _previous: Option<&dyn Fn() -> Option<Digest>>) -> Result<Stored> {
         Ok(Stored { id, new: false, stored_bytes: 0 })
     }
 }
@@ -73,6 +75,8 @@ pub struct ScanParams<'a> {
     pub progress: &'a dyn Progress,
     /// Worker threads for hashing, compressing and storing chunks.
     pub workers: usize,
+    /// The parent snapshot's objects, to store new ones as deltas against.
+    pub previous: Option<&'a PreviousVersions<'a>>,
 }
 
 impl ScanParams<'_> {
@@ -83,10 +87,13 @@ impl ScanParams<'_> {
 
 type ChunkResult = (u64, Result<Stored>);
 
+/// A chunk for the workers: its sequence number, plain bytes, table and first row number.
+type ChunkJob = (u64, Vec<u8>, Arc<str>, u64);
+
 /// Scans every table in `catalog`, inside the read transaction the caller keeps open.
 pub fn scan_database(conn: &Connection, label: &str, catalog: &Catalog, params: &ScanParams<'_>) -> Result<ScanOutput> {
     let workers = params.workers.max(1);
-    let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(workers * 2);
+    let (job_tx, job_rx) = mpsc::sync_channel::<ChunkJob>(workers * 2);
     let job_rx = Mutex::new(job_rx);
     let (result_tx, result_rx) = mpsc::channel::<ChunkResult>();
 
@@ -94,13 +101,14 @@ pub fn scan_database(conn: &Connection, label: &str, catalog: &Catalog, params: 
         for _ in 0..workers {
             let job_rx = &job_rx;
             let result_tx = result_tx.clone();
-            let sink = params.sink;
+            let (sink, previous) = (params.sink, params.previous);
             scope.spawn(move || {
                 loop {
                     let job = job_rx.lock().expect("job queue lock").recv();
-                    let Ok((seq, plain)) = job else { break };
+                    let Ok((seq, plain, table, start_row)) = job else { break };
                     let id = Digest::of(&plain);
-                    let stored = sink.put(Kind::Chunk, id, &plain);
+                    let find = || previous.and_then(|p| p.chunk(&table, start_row));
+                    let stored = sink.put(Kind::Chunk, id, &plain, previous.map(|_| &find as &dyn Fn() -> Option<Digest>));
                     if result_tx.send((seq, stored)).is_err() {
                         break;
                     }
@@ -115,18 +123,18 @@ pub fn scan_database(conn: &Connection, label: &str, catalog: &Catalog, params: 
 
 /// Hands chunks to the workers and returns their results in submission order.
 struct Pipeline {
-    job_tx: SyncSender<(u64, Vec<u8>)>,
+    job_tx: SyncSender<ChunkJob>,
     result_rx: Receiver<ChunkResult>,
     next_seq: u64,
     done: BTreeMap<u64, Result<Stored>>,
 }
 
 impl Pipeline {
-    fn submit(&mut self, plain: Vec<u8>) -> Result<u64> {
+    fn submit(&mut self, plain: Vec<u8>, table: &Arc<str>, start_row: u64) -> Result<u64> {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.job_tx
-            .send((seq, plain))
+            .send((seq, plain, table.clone(), start_row))
             .map_err(|_| Error::Invalid("chunk workers stopped unexpectedly".into()))?;
         Ok(seq)
     }
@@ -236,8 +244,18 @@ fn scan_table(
     let mut rows = stmt.query([]).map_err(|e| Error::sqlite(&context, label, e))?;
 
     let mut tree_stats = ScanStats::default();
+    let table_name: Arc<str> = Arc::from(shape.name.as_str());
+    // First row of the next node at each level, to find a node's previous version.
+    let mut level_rows: Vec<u64> = Vec::new();
     let mut tree = TreeBuilder::new(params.tree, |id, plain: &[u8]| {
-        let stored = params.sink.put(Kind::Node, id.0, plain)?;
+        let (level, rows) = node_span(plain);
+        if level_rows.len() <= usize::from(level) {
+            level_rows.resize(usize::from(level) + 1, 0);
+        }
+        let start_row = level_rows[usize::from(level)];
+        level_rows[usize::from(level)] += rows;
+        let find = || params.previous.and_then(|p| p.node(&shape.name, level, start_row));
+        let stored = params.sink.put(Kind::Node, id.0, plain, params.previous.map(|_| &find as &dyn Fn() -> Option<Digest>))?;
         tree_stats.count_stored(&stored);
         Ok(())
     });
@@ -278,13 +296,13 @@ fn scan_table(
             unreported = (0, 0);
         }
         if params.chunker.is_boundary(builder.byte_len(), row_bytes, key_hash) {
-            flush_chunk(&mut builder, pipeline, &mut pending)?;
+            flush_chunk(&mut builder, pipeline, &mut pending, &table_name, object.rows)?;
             drain_ready(pipeline, &mut pending, &mut tree, stats, false)?;
         }
     }
     params.progress.advanced(unreported.0, unreported.1);
     if !builder.is_empty() {
-        flush_chunk(&mut builder, pipeline, &mut pending)?;
+        flush_chunk(&mut builder, pipeline, &mut pending, &table_name, object.rows)?;
     }
     drain_ready(pipeline, &mut pending, &mut tree, stats, true)?;
     object.tree = tree.finish()?;
@@ -295,15 +313,31 @@ fn scan_table(
     stats.bytes_read += object.bytes;
     let plain = to_plain(Kind::Table, &object)?;
     let id = Digest::of(&plain);
-    let stored = params.sink.put(Kind::Table, id, &plain)?;
+    let stored = params.sink.put(Kind::Table, id, &plain, None)?;
     stats.count_stored(&stored);
     Ok((TableId(id), object))
 }
 
-fn flush_chunk(builder: &mut ChunkBuilder, pipeline: &mut Pipeline, pending: &mut VecDeque<PendingChunk>) -> Result<()> {
+/// Level and row count of a node from its plain payload, which the tree builder just made.
+fn node_span(plain: &[u8]) -> (u8, u64) {
+    match postcard::from_bytes::<IndexNode>(plain) {
+        Ok(node) => (node.level, node.entries.iter().map(|e| e.rows).sum()),
+        Err(_) => (0, 0),
+    }
+}
+
+/// Hands the builder's rows to the workers; `rows_so_far` counts the table's rows up to and
+/// including this chunk's.
+fn flush_chunk(
+    builder: &mut ChunkBuilder,
+    pipeline: &mut Pipeline,
+    pending: &mut VecDeque<PendingChunk>,
+    table: &Arc<str>,
+    rows_so_far: u64,
+) -> Result<()> {
     let (plain, rows) = builder.take();
     let bytes = plain.len() as u64;
-    let seq = pipeline.submit(plain)?;
+    let seq = pipeline.submit(plain, table, rows_so_far - rows)?;
     pending.push_back(PendingChunk { seq, rows, bytes });
     Ok(())
 }
@@ -348,7 +382,13 @@ pub fn scan_hash_only(
     progress: &dyn Progress,
 ) -> Result<ScanOutput> {
     let catalog = source.catalog()?;
-    let params =
-        ScanParams { chunker: config.chunker, tree: config.tree, sink: &HashOnly, progress, workers: ScanParams::default_workers() };
+    let params = ScanParams {
+        chunker: config.chunker,
+        tree: config.tree,
+        sink: &HashOnly,
+        progress,
+        workers: ScanParams::default_workers(),
+        previous: None,
+    };
     scan_database(&source.conn, &source.info.location, &catalog, &params)
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::id::{Digest, SnapshotId};
 use crate::object::snapshot::{SNAPSHOT_VERSION, SnapshotRecord, SnapshotStats, TableSummary};
+use crate::delta::PreviousVersions;
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::scan::{ScanParams, scan_database};
@@ -80,11 +81,24 @@ pub fn take_snapshot(
     let catalog = source.catalog()?;
     // Held for the whole scan so a prune cannot delete an object this snapshot reuses.
     let lock = crate::lock::acquire(repo, crate::lock::LockKind::Shared, "snapshot")?;
+    repo.reload_index();
     let workers = if options.workers == 0 { ScanParams::default_workers() } else { options.workers };
-    let params = ScanParams { chunker: repo.config().chunker, tree: repo.config().tree, sink: repo, progress, workers };
+    let parent = latest_of_source(repo, &source.info.location)?;
+    let previous = match parent {
+        Some((_, ref record)) => Some(PreviousVersions::new(repo, record.content.clone())),
+        None => None,
+    };
+    let parent = parent.map(|(id, _)| id);
+    let params = ScanParams {
+        chunker: repo.config().chunker,
+        tree: repo.config().tree,
+        sink: repo,
+        progress,
+        workers,
+        previous: previous.as_ref(),
+    };
     let scan = scan_database(&source.conn, &source.info.location, &catalog, &params)?;
 
-    let parent = latest_of_source(repo, &source.info.location)?;
     let projected_restore_ms = crate::history::latest_drill(repo)
         .ok()
         .flatten()
@@ -145,13 +159,13 @@ pub fn take_snapshot(
 }
 
 /// Finds the most recent snapshot taken from the same source location, if any.
-fn latest_of_source(repo: &Repository, location: &str) -> Result<Option<SnapshotId>> {
-    let mut latest: Option<(i64, SnapshotId)> = None;
+fn latest_of_source(repo: &Repository, location: &str) -> Result<Option<(SnapshotId, SnapshotRecord)>> {
+    let mut latest: Option<(SnapshotId, SnapshotRecord)> = None;
     for (id, record) in repo.snapshots()? {
         let Ok(record) = record else { continue };
-        if record.source.location == location && latest.is_none_or(|(time, _)| record.time_ms >= time) {
-            latest = Some((record.time_ms, id));
+        if record.source.location == location && latest.as_ref().is_none_or(|(_, best)| record.time_ms >= best.time_ms) {
+            latest = Some((id, record));
         }
     }
-    Ok(latest.map(|(_, id)| id))
+    Ok(latest)
 }

@@ -185,7 +185,7 @@ proptest! {
             panic!("an s3:// URL parsed as a local path")
         };
         let store = Arc::new(S3Store::open(location, S3Options::default()).unwrap());
-        let repo = Repository::open_or_create(store).unwrap().with_known_objects(&dir.path().join("cache"));
+        let repo = Repository::open_or_create(store).unwrap().with_index_cache(&dir.path().join("cache"));
         check_round_trip(&repo, dir.path(), &tables)?;
     }
 }

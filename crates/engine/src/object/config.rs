@@ -7,7 +7,7 @@ use crate::chunker::{ChunkerParams, TreeParams};
 
 pub const CONFIG_KEY: &str = "config";
 pub const FORMAT_NAME: &str = "d1snap-repository";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

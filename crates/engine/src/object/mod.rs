@@ -1,11 +1,16 @@
 //! The objects of a repository and their stored form.
 //!
 //! Every object is stored as an envelope: the 4 magic bytes `D1SN`, a kind byte, an envelope
-//! version byte (1), a compression byte (0 = none, 1 = zstd), then the payload. An object's id
-//! is the BLAKE3 hash of its plain payload, so reading an object checks it end to end.
+//! version byte (1), a compression byte (0 = none, 1 = zstd, 2 = zstd against a base object),
+//! then the payload. With compression 2 the payload starts with the 32-byte id of the base
+//! object, whose plain bytes the zstd frame uses as its prefix, so a chunk that differs from
+//! its previous version in a few rows is stored as those few rows. An object's id is the
+//! BLAKE3 hash of its plain payload, so reading an object checks it end to end.
 
 pub mod chunk;
 pub mod config;
+pub mod index;
+pub mod pack;
 pub mod snapshot;
 pub mod table;
 pub mod tree;
@@ -34,6 +39,7 @@ pub enum Kind {
     Node = 2,
     Table = 3,
     Snapshot = 4,
+    Index = 5,
 }
 
 impl Kind {
@@ -43,26 +49,26 @@ impl Kind {
             Kind::Node => "tree node",
             Kind::Table => "table object",
             Kind::Snapshot => "snapshot record",
+            Kind::Index => "index file",
         }
     }
 
-    /// Returns the key folder of this kind in the store.
-    pub fn folder(self) -> &'static str {
-        match self {
-            Kind::Chunk => "chunks",
-            Kind::Node => "nodes",
-            Kind::Table => "tables",
-            Kind::Snapshot => "snapshots",
-        }
+    pub fn from_byte(byte: u8) -> Option<Kind> {
+        [Kind::Chunk, Kind::Node, Kind::Table, Kind::Snapshot, Kind::Index].into_iter().find(|k| *k as u8 == byte)
     }
 
-    /// Returns the store key of an object: snapshots sit flat, content objects under a two-hex-digit
-    /// fan-out folder so no directory grows past a few thousand entries per 1M objects.
+    /// Returns whether objects of this kind live in packs (see `pack`) rather than in a store
+    /// object of their own. Snapshot records and index files are listed by key, so they
+    /// stay single objects.
+    pub fn is_packed(self) -> bool {
+        matches!(self, Kind::Chunk | Kind::Node | Kind::Table)
+    }
+
+    /// Returns the store key of an unpacked object (a snapshot record or an index file).
     pub fn key(self, id: &Digest) -> String {
-        let hex = id.to_hex();
         match self {
-            Kind::Snapshot => format!("snapshots/{hex}"),
-            _ => format!("{}/{}/{hex}", self.folder(), &hex[..2]),
+            Kind::Index => format!("index/{}", id.to_hex()),
+            _ => format!("snapshots/{}", id.to_hex()),
         }
     }
 }
@@ -72,7 +78,12 @@ impl Kind {
 pub enum Compression {
     None = 0,
     Zstd = 1,
+    ZstdDelta = 2,
 }
+
+/// Largest zstd window a delta frame may use: a base plus its new version, each at most
+/// `MAX_PLAIN_BYTES`, fit in 2^27 bytes, the window any zstd decoder accepts by default.
+const MAX_DELTA_WINDOW_LOG: u32 = 27;
 
 /// Wraps a plain payload into its stored envelope.
 pub fn seal(kind: Kind, plain: &[u8], zstd_level: Option<i32>) -> Result<Vec<u8>> {
@@ -102,8 +113,53 @@ pub fn seal(kind: Kind, plain: &[u8], zstd_level: Option<i32>) -> Result<Vec<u8>
     Ok(out)
 }
 
+/// Wraps a plain payload as a delta against `base`: a zstd frame that refers back into the
+/// base's plain bytes, so only what changed takes space.
+pub fn seal_delta(kind: Kind, plain: &[u8], zstd_level: i32, base_id: &Digest, base: &[u8]) -> Result<Vec<u8>> {
+    if plain.len() > MAX_PLAIN_BYTES || base.len() > MAX_PLAIN_BYTES {
+        return seal(kind, plain, Some(zstd_level));
+    }
+    let failed = |code: usize| {
+        Error::io(
+            format!("compressing a {} against its base", kind.name()),
+            std::io::Error::other(zstd::zstd_safe::get_error_name(code)),
+        )
+    };
+    let window = (usize::BITS - (base.len() + plain.len()).leading_zeros()).clamp(10, MAX_DELTA_WINDOW_LOG);
+    let mut out = Vec::with_capacity(HEADER_LEN + 32 + zstd::zstd_safe::compress_bound(plain.len()));
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[kind as u8, ENVELOPE_VERSION, Compression::ZstdDelta as u8]);
+    out.extend_from_slice(&base_id.0);
+    let mut context = zstd::zstd_safe::CCtx::create();
+    context.set_parameter(zstd::zstd_safe::CParameter::CompressionLevel(zstd_level)).map_err(failed)?;
+    context.set_parameter(zstd::zstd_safe::CParameter::WindowLog(window)).map_err(failed)?;
+    context.set_pledged_src_size(Some(plain.len() as u64)).map_err(failed)?;
+    context.ref_prefix(base).map_err(failed)?;
+    let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(plain.len()));
+    context.compress2(&mut frame, plain).map_err(failed)?;
+    out.extend_from_slice(&frame);
+    Ok(out)
+}
+
+/// Returns the base object a stored envelope was compressed against, if any. A damaged
+/// header yields `None`; opening the object reports the damage.
+pub fn delta_base(stored: &[u8]) -> Option<Digest> {
+    if stored.len() < HEADER_LEN + 32 || &stored[..4] != MAGIC || stored[6] != Compression::ZstdDelta as u8 {
+        return None;
+    }
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&stored[HEADER_LEN..HEADER_LEN + 32]);
+    Some(Digest(id))
+}
+
 /// Unwraps a stored envelope and checks that the plain payload hashes to `id`.
 pub fn open(kind: Kind, id: &Digest, stored: &[u8]) -> Result<Vec<u8>> {
+    open_with_base(kind, id, stored, None)
+}
+
+/// Unwraps a stored envelope whose base (see [`delta_base`]) has plain bytes `base`, and
+/// checks that the plain payload hashes to `id`.
+pub fn open_with_base(kind: Kind, id: &Digest, stored: &[u8], base: Option<&[u8]>) -> Result<Vec<u8>> {
     let corrupt = |detail: String| Error::Corrupt { kind: kind.name(), id: id.to_hex(), detail };
     if stored.len() < HEADER_LEN || &stored[..4] != MAGIC {
         return Err(corrupt("the object header is missing or damaged".into()));
@@ -121,6 +177,15 @@ pub fn open(kind: Kind, id: &Digest, stored: &[u8]) -> Result<Vec<u8>> {
     let plain = match stored[6] {
         0 => body.to_vec(),
         1 => decompress(body).map_err(|e| corrupt(format!("zstd decompression failed: {e}")))?,
+        2 => {
+            let Some(base) = base else {
+                return Err(corrupt("it is stored against a base object that was not given".into()));
+            };
+            if body.len() < 32 {
+                return Err(corrupt("the base id of a delta is cut short".into()));
+            }
+            decompress_delta(&body[32..], base).map_err(|e| corrupt(format!("zstd decompression against the base failed: {e}")))?
+        }
         other => return Err(corrupt(format!("unknown compression byte {other}"))),
     };
     let actual = Digest::of(&plain);
@@ -156,6 +221,21 @@ fn decompress(body: &[u8]) -> std::io::Result<Vec<u8>> {
         }),
         _ => decompress_stream(body),
     }
+}
+
+fn decompress_delta(frame: &[u8], base: &[u8]) -> std::io::Result<Vec<u8>> {
+    let failed = |code: usize| std::io::Error::other(zstd::zstd_safe::get_error_name(code));
+    let size = match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(size)) if size <= MAX_PLAIN_BYTES as u64 => size as usize,
+        Ok(Some(_)) => return Err(std::io::Error::other("payload exceeds the maximum object size")),
+        _ => return Err(std::io::Error::other("the frame header does not give the payload size")),
+    };
+    let mut context = zstd::zstd_safe::DCtx::create();
+    context.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(MAX_DELTA_WINDOW_LOG)).map_err(failed)?;
+    context.ref_prefix(base).map_err(failed)?;
+    let mut plain = Vec::with_capacity(size);
+    context.decompress(&mut plain, frame).map_err(failed)?;
+    Ok(plain)
 }
 
 fn decompress_stream(body: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -251,8 +331,31 @@ mod tests {
     }
 
     #[test]
-    fn chunk_key_uses_fan_out_folder() {
-        let id = Digest([0xab; 32]);
-        assert!(Kind::Chunk.key(&id).starts_with("chunks/ab/abab"));
+    fn delta_round_trips_and_is_small() {
+        let base: Vec<u8> = (0..20_000u32).flat_map(|i| format!("row {i} payload {}\n", i * 7919 % 1000).into_bytes()).collect();
+        let mut plain = base.clone();
+        plain[10_000..10_004].copy_from_slice(b"EDIT");
+        let (base_id, id) = (Digest::of(&base), Digest::of(&plain));
+        let stored = seal_delta(Kind::Chunk, &plain, 3, &base_id, &base).unwrap();
+        assert_eq!(delta_base(&stored), Some(base_id));
+        assert!(stored.len() < 200, "a four-byte edit took {} bytes", stored.len());
+        assert_eq!(open_with_base(Kind::Chunk, &id, &stored, Some(&base)).unwrap(), plain);
+    }
+
+    #[test]
+    fn delta_without_or_with_wrong_base_is_corrupt() {
+        let base = b"base rows ".repeat(300);
+        let plain = b"base rows changed ".repeat(200);
+        let stored = seal_delta(Kind::Chunk, &plain, 3, &Digest::of(&base), &base).unwrap();
+        let id = Digest::of(&plain);
+        assert!(matches!(open(Kind::Chunk, &id, &stored), Err(Error::Corrupt { .. })));
+        let other = b"something else entirely".repeat(100);
+        assert!(matches!(open_with_base(Kind::Chunk, &id, &stored, Some(&other)), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn full_object_has_no_delta_base() {
+        let stored = seal(Kind::Chunk, b"plain", Some(3)).unwrap();
+        assert_eq!(delta_base(&stored), None);
     }
 }

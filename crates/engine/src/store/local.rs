@@ -83,6 +83,25 @@ impl Store for LocalStore {
         Ok(bytes)
     }
 
+    fn get_range(&self, key: &str, offset: u64, length: u64) -> Result<Vec<u8>, StoreError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.path(key)?;
+        self.requests.request(RequestKind::Get, 0);
+        let read = || -> std::io::Result<Vec<u8>> {
+            let mut file = File::open(&path)?;
+            file.seek(SeekFrom::Start(offset))?;
+            let mut bytes = Vec::with_capacity(length as usize);
+            file.take(length).read_to_end(&mut bytes)?;
+            Ok(bytes)
+        };
+        let bytes = read().map_err(|source| match source.kind() {
+            ErrorKind::NotFound => StoreError::NotFound { key: key.to_string(), store: self.location() },
+            _ => self.io_error("read", key, source),
+        })?;
+        self.requests.received(bytes.len() as u64);
+        Ok(bytes)
+    }
+
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.path(key)?;
         self.requests.request(RequestKind::Put, bytes.len() as u64);

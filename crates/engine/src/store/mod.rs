@@ -84,6 +84,15 @@ pub trait Store: Send + Sync + Debug {
 
     fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
 
+    /// Reads `length` bytes from `offset` of the object under `key`; fewer when the object
+    /// ends sooner, so the caller can report a short object as damage.
+    fn get_range(&self, key: &str, offset: u64, length: u64) -> Result<Vec<u8>, StoreError> {
+        let bytes = self.get(key)?;
+        let start = (offset as usize).min(bytes.len());
+        let end = (offset.saturating_add(length) as usize).min(bytes.len());
+        Ok(bytes[start..end].to_vec())
+    }
+
     /// Stores `bytes` under `key` atomically, replacing any previous object.
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
 
@@ -110,11 +119,12 @@ pub trait Store: Send + Sync + Debug {
         0
     }
 
-    /// Hints that `key` will be read soon, so a remote store can start fetching it.
-    fn prefetch(&self, _key: &str) {}
+    /// Hints that `key` (or the `(offset, length)` range of it) will be read soon, so a
+    /// remote store can start fetching it.
+    fn prefetch(&self, _key: &str, _range: Option<(u64, u64)>) {}
 
-    /// Returns whether every request goes over a network, so that a local cache of known
-    /// objects saves requests.
+    /// Returns whether every request goes over a network, so that a local cache of index
+    /// files saves requests.
     fn is_remote(&self) -> bool {
         false
     }

@@ -393,10 +393,11 @@ impl Shared {
         }
     }
 
-    async fn get_object(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+    async fn get_object(&self, key: &str, range: Option<(u64, u64)>) -> Result<Vec<u8>, StoreError> {
         let object_key = self.location.object_key(key);
+        let range = range.map(|(offset, length)| format!("bytes={offset}-{}", offset + length.max(1) - 1));
         self.with_retries("GET", key, || {
-            let request = self.client.get_object().bucket(&self.location.bucket).key(&object_key);
+            let request = self.client.get_object().bucket(&self.location.bucket).key(&object_key).set_range(range.clone());
             let counters = self.counters.clone();
             async move {
                 let output = request.send().await.map_err(|e| classify(&e))?;
@@ -554,6 +555,36 @@ fn repeat(error: &StoreError) -> StoreError {
     }
 }
 
+/// Names a download in the prefetch table: the key, plus the range when only part is read.
+fn download_name(key: &str, range: Option<(u64, u64)>) -> String {
+    match range {
+        Some((offset, length)) => format!("{key}#{offset}+{length}"),
+        None => key.to_string(),
+    }
+}
+
+impl S3Store {
+    /// Reads a whole object or a range of it: from a queued upload, a prefetched download,
+    /// or a GET request.
+    fn read(&self, key: &str, range: Option<(u64, u64)>) -> Result<Vec<u8>, StoreError> {
+        if let Some(data) = self.uploads.queued(key) {
+            let (start, end) = match range {
+                Some((offset, length)) => (offset as usize, offset.saturating_add(length) as usize),
+                None => (0, data.len()),
+            };
+            return Ok(data[start.min(data.len())..end.min(data.len())].to_vec());
+        }
+        let prefetched = self.prefetched.lock().expect("prefetch lock").remove(&download_name(key, range));
+        match prefetched {
+            Some(download) => self
+                .runtime
+                .block_on(download)
+                .unwrap_or_else(|e| Err(StoreError::Invalid(format!("the download of {key} stopped: {e}")))),
+            None => self.runtime.block_on(self.shared.get_object(key, range)),
+        }
+    }
+}
+
 impl Store for S3Store {
     fn location(&self) -> String {
         self.shared.name.clone()
@@ -565,17 +596,11 @@ impl Store for S3Store {
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
-        if let Some(data) = self.uploads.queued(key) {
-            return Ok(data.to_vec());
-        }
-        let prefetched = self.prefetched.lock().expect("prefetch lock").remove(key);
-        match prefetched {
-            Some(download) => self
-                .runtime
-                .block_on(download)
-                .unwrap_or_else(|e| Err(StoreError::Invalid(format!("the download of {key} stopped: {e}")))),
-            None => self.runtime.block_on(self.shared.get_object(key)),
-        }
+        self.read(key, None)
+    }
+
+    fn get_range(&self, key: &str, offset: u64, length: u64) -> Result<Vec<u8>, StoreError> {
+        self.read(key, Some((offset, length)))
     }
 
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
@@ -619,16 +644,17 @@ impl Store for S3Store {
         self.shared.options.concurrency
     }
 
-    fn prefetch(&self, key: &str) {
+    fn prefetch(&self, key: &str, range: Option<(u64, u64)>) {
         let mut prefetched = self.prefetched.lock().expect("prefetch lock");
+        let name = download_name(key, range);
         // Unclaimed downloads are bounded so that a reader that stops early cannot pile
         // them up.
-        if prefetched.contains_key(key) || prefetched.len() >= 2 * self.read_ahead() {
+        if prefetched.contains_key(&name) || prefetched.len() >= 2 * self.read_ahead() {
             return;
         }
         let (shared, owned_key) = (self.shared.clone(), key.to_string());
-        let download = self.runtime.spawn(async move { shared.get_object(&owned_key).await });
-        prefetched.insert(key.to_string(), download);
+        let download = self.runtime.spawn(async move { shared.get_object(&owned_key, range).await });
+        prefetched.insert(name, download);
     }
 
     fn is_remote(&self) -> bool {
