@@ -28,6 +28,13 @@ pub struct Repository {
     /// Folder caching the index files of a remote repository; they never change once written.
     index_cache: Option<PathBuf>,
     pack_target: usize,
+    /// The full pack being stored on a thread of its own, so that compression goes on
+    /// meanwhile; at most one, so at most two packs are in memory.
+    pack_writer: Arc<Mutex<Option<std::thread::JoinHandle<Result<()>>>>>,
+}
+
+fn join_pack_writer(writer: std::thread::JoinHandle<Result<()>>) -> Result<()> {
+    writer.join().map_err(|_| Error::Invalid("the thread storing a pack stopped unexpectedly".into()))?
 }
 
 /// A store key and, for a packed object, its offset and length in that key's object.
@@ -109,7 +116,14 @@ impl Repository {
     }
 
     fn with_config(store: Arc<dyn Store>, config: RepoConfig) -> Repository {
-        Repository { store, config, index: Arc::new(Mutex::new(None)), index_cache: None, pack_target: PACK_TARGET_BYTES }
+        Repository {
+            store,
+            config,
+            index: Arc::new(Mutex::new(None)),
+            index_cache: None,
+            pack_target: PACK_TARGET_BYTES,
+            pack_writer: Arc::new(Mutex::new(None)),
+        }
     }
 
     /// Opens the repository, creating it with a default configuration when the location has
@@ -219,7 +233,7 @@ impl Repository {
         let stored = self.seal_packed(kind, id, plain, base).and_then(|(sealed, base)| {
             let full = self.with_index(|index| index.append(kind, id, base, &sealed, self.pack_target))?;
             if let Some(pack) = full {
-                self.store_pack(pack)?;
+                self.store_pack_in_background(pack)?;
             }
             Ok(sealed.len() as u64)
         });
@@ -271,6 +285,22 @@ impl Repository {
         }
     }
 
+    /// Starts storing a full pack on its own thread, after the previous one has finished.
+    fn store_pack_in_background(&self, pack: PackBuilder) -> Result<()> {
+        let mut writer = self.pack_writer.lock().expect("pack writer lock");
+        if let Some(previous) = writer.take() {
+            join_pack_writer(previous)?;
+        }
+        let repo = self.clone();
+        *writer = Some(std::thread::spawn(move || repo.store_pack(pack)));
+        Ok(())
+    }
+
+    fn wait_for_pack_writer(&self) -> Result<()> {
+        let previous = self.pack_writer.lock().expect("pack writer lock").take();
+        previous.map_or(Ok(()), join_pack_writer)
+    }
+
     fn store_pack(&self, pack: PackBuilder) -> Result<()> {
         let pack = pack.finish()?;
         let result = self.store.put(&pack_key(&pack.id), &pack.bytes);
@@ -282,6 +312,7 @@ impl Repository {
     /// flush, each made durable before the next step. Returns the bytes written besides
     /// object envelopes since the last call (pack framing and index files).
     pub fn flush(&self) -> Result<u64> {
+        self.wait_for_pack_writer()?;
         let mut guard = self.index.lock().expect("index lock");
         let Some(index) = guard.as_mut() else {
             drop(guard);
