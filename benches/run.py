@@ -30,6 +30,7 @@ RELEASE = ROOT / "target" / "release"
 D1SNAP = RELEASE / "d1snap"
 GENERATOR = RELEASE / "gen_d1_app"
 LIMITS = RELEASE / "limits"
+S3_SERVER = RELEASE / "d1snap-s3-test-server"
 
 # The table restored alone: WebAuthn credentials, about 1% of the generated data.
 ONE_TABLE = "credentials"
@@ -58,7 +59,7 @@ def log(message):
 
 def build():
     log("building d1snap and the benchmark tools (release)")
-    subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "d1snap", "-p", "d1snap-s3-test-server"], cwd=ROOT, check=True)
     subprocess.run(["cargo", "build", "--release", "--locked", "--bins"], cwd=ROOT / "benches", check=True)
 
 
@@ -120,6 +121,47 @@ class Restic:
         result = measure(["restic", "-r", str(self.repo), "backup", "--quiet", "--host", "bench", str(file)], env=self.env)
         result["bytes"] = dir_bytes(self.repo) - before
         return result
+
+
+def s3_requests(work, db):
+    """Count the requests of a first snapshot, a snapshot after a one-row update, a full
+    restore and a verify against the in-process S3 server (s3s-fs), which listens on
+    127.0.0.1 and answers the same S3 requests R2 does. Returns {operation: requests}."""
+    server = subprocess.Popen([str(S3_SERVER), "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        endpoint = server.stdout.readline().split()[1]
+        for _ in range(2):
+            server.stdout.readline()
+        env = dict(os.environ, HOME=str(work / "s3-home"), AWS_ENDPOINT_URL_S3=endpoint,
+                   AWS_ACCESS_KEY_ID="d1snap-test-access-key",
+                   AWS_SECRET_ACCESS_KEY="d1snap-test-secret-access-key-0123456789")
+        repo = "s3://d1snap-test/bench"
+        copy = work / "s3-copy.sqlite"
+        shutil.copyfile(db, copy)
+        counts = {}
+
+        def run(name, *args):
+            result = measure([str(D1SNAP), "--repo", repo, "--json", *map(str, args)], env=env)
+            counts[name] = dict(json.loads(result["stdout"])["requests"], seconds=result["seconds"])
+
+        run("first snapshot", "snapshot", copy)
+        run("unchanged snapshot", "snapshot", copy)
+        conn = sqlite3.connect(copy)
+        conn.execute(f"UPDATE {LARGEST_TABLE} SET payload = payload || ' ' WHERE rowid = (SELECT max(rowid) / 2 FROM {LARGEST_TABLE})")
+        conn.commit()
+        conn.close()
+        run("snapshot after one-row update", "snapshot", copy)
+        restored = work / "s3-restored.sqlite"
+        remove(restored)
+        run("full restore", "restore", "latest", "--to", restored)
+        run(f"restore of `{ONE_TABLE}`", "restore", "latest", "--table", ONE_TABLE, "--to", work / "s3-one-table.sqlite")
+        run("verify --read-data", "verify", "latest", "--read-data")
+        for path in (copy, restored, work / "s3-one-table.sqlite", work / "s3-home"):
+            remove(path)
+        return counts
+    finally:
+        server.stdin.close()
+        server.wait(timeout=60)
 
 
 def record(samples, name, result):
@@ -251,7 +293,7 @@ def fmt_bytes(value):
     return f"{value / 1024:.1f} KiB" if value >= 1024 else f"{value} B"
 
 
-def report(samples, limits_two, limits_one, show, db_bytes, size_mb, runs, chain_runs):
+def report(samples, limits_two, limits_one, show, db_bytes, size_mb, runs, chain_runs, requests):
     """Build the Markdown tables: goals with ratios, then the medians behind them."""
     snap = median(samples, "d1snap snapshot")
     dump = median(samples, "sqlite3 .dump | zstd -3")
@@ -316,7 +358,7 @@ def report(samples, limits_two, limits_one, show, db_bytes, size_mb, runs, chain
             f"{peak / (128 * MIB):.2f}×", "≤ 1×", peak <= 128 * MIB),
         row("full restore of 10 GiB, projected", fmt_seconds(projected_10gb), "a few minutes", "5 min",
             f"{projected_10gb / 300:.2f}×", "≤ 1×", projected_10gb <= 300),
-        row("R2 requests by kind", "not measured yet", "no R2 backend to measure: it is not merged yet", "", "", "", None),
+        row("R2 requests by kind", "see the table of requests below", "", "", "", "", None),
         "",
         "Incremental snapshots of a copy of the database, each after the change before it:",
         "",
@@ -364,7 +406,16 @@ def report(samples, limits_two, limits_one, show, db_bytes, size_mb, runs, chain
         "",
         f"d1snap's own scan with hashing but no compression or storage (what `verify --against` does) took "
         f"{fmt_seconds(hash_only)} ({limits_two['plain_bytes'] / hash_only / MIB:.0f} MiB/s), median of 2.",
+        "",
+        "Requests to an S3 repository on the in-process test server (s3s-fs on 127.0.0.1, which answers the "
+        "requests R2 would), one run on a copy of the same database:",
+        "",
+        "| operation | PUT | GET | HEAD | LIST | DELETE | sent | received | wall time |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    for name, counts in requests.items():
+        lines.append(f"| {name} | {counts['put']} | {counts['get']} | {counts['head']} | {counts['list']} | {counts['delete']} "
+                     f"| {fmt_bytes(counts['bytes_sent'])} | {fmt_bytes(counts['bytes_received'])} | {fmt_seconds(counts['seconds'])} |")
     return "\n".join(lines)
 
 
@@ -412,12 +463,14 @@ def main():
     for run in range(chain_runs):
         log(f"incremental chain {run + 1} of {chain_runs}")
         incremental_chain(work, db, samples, run)
+    log("requests to an S3 repository")
+    requests = s3_requests(work, db)
 
     header.append(f"- load average at the end {os.getloadavg()[0]:.2f}")
-    table = "\n".join(header) + "\n\n" + report(samples, limits_two, limits_one, show, db_bytes, args.size_mb, args.runs, chain_runs)
+    table = "\n".join(header) + "\n\n" + report(samples, limits_two, limits_one, show, db_bytes, args.size_mb, args.runs, chain_runs, requests)
     results = work / f"results-{args.size_mb}mib.json"
     results.write_text(json.dumps({"samples": samples, "limits_2_threads": limits_two, "limits_1_thread": limits_one,
-                                   "database_bytes": db_bytes, "show": show}, indent=1))
+                                   "database_bytes": db_bytes, "show": show, "s3_requests": requests}, indent=1))
     (work / f"table-{args.size_mb}mib.md").write_text(table + "\n")
     print(table)
     log(f"raw samples in {results}")

@@ -11,8 +11,10 @@ use crate::id::{ChunkId, SnapshotId};
 use crate::object::chunk::ChunkReader;
 use crate::object::snapshot::{SchemaKind, SnapshotRecord};
 use crate::object::table::TableObject;
+use crate::prefetch::for_each_chunk_read_ahead;
 use crate::repo::Repository;
 use crate::restore::select_tables;
+use crate::scan::ScanParams;
 use crate::sql::{D1_MAX_VALUE_BYTES, InsertBatcher, LiteralWriter, RowKey, StatementWriter, push_text};
 use crate::value::{Value, ValueRef};
 
@@ -181,9 +183,15 @@ fn write_table_rows<W: Write>(
     };
     let mut batcher = InsertBatcher::new(&object.name, insert_columns(object), writer.max_statement_bytes);
     let mut rows = 0u64;
+    let mut entries = Vec::new();
     repo.for_each_chunk(&tree, &object.name, &mut |entry| {
-        let id = ChunkId(entry.id);
-        let plain = repo.get_chunk(&id, &format!("table {:?}", object.name))?;
+        entries.push(entry.clone());
+        Ok(())
+    })?;
+    let referenced_by = format!("table {:?}", object.name);
+    for_each_chunk_read_ahead(repo, &entries, &referenced_by, ScanParams::default_workers(), &mut |index, plain| {
+        let id = ChunkId(entries[index].id);
+        let plain = plain?;
         let corrupt = |detail: String| Error::Corrupt { kind: "chunk", id: id.to_hex(), detail };
         let mut reader = ChunkReader::new(&plain, object.has_rowid(), &defaults).map_err(|e| corrupt(e.to_string()))?;
         let mut values = Vec::new();

@@ -1,22 +1,26 @@
 //! Reads chunks ahead of their consumer: worker threads read, decompress and hash-check the
 //! next chunks while the calling thread works on the current one, so restore and verify use
-//! both cores instead of waiting on zstd and BLAKE3 between chunks.
+//! both cores instead of waiting on zstd and BLAKE3 between chunks, and read neighbouring
+//! chunks of a pack with one request.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::id::ChunkId;
+use crate::id::Digest;
 use crate::object::Kind;
 use crate::object::tree::NodeEntry;
 use crate::repo::Repository;
 
-/// Finished chunks each worker may queue before the consumer takes them. A worker also holds
-/// the chunk it is handing over, so with two workers at most seven chunks are in memory,
-/// counting the one being visited. A chunk is at most 1 MiB plus one row, so memory stays
-/// flat whatever the table size.
+/// Runs of chunks each worker may queue before the consumer takes them. With two workers
+/// at most six runs are in memory: two queued and one in hand per worker.
 const READY_PER_WORKER: usize = 2;
+
+/// Stored bytes read with one request: neighbouring chunks of a pack up to this size are
+/// read together, which turns thousands of small reads of an R2 repository into a few
+/// dozen. A run holds at most this much compressed, about four times as much plain.
+const RUN_BYTES: u64 = 1024 * 1024;
 
 /// Time the reader threads spent, summed over the threads (so it can exceed wall time).
 #[derive(Clone, Copy, Debug, Default)]
@@ -28,10 +32,12 @@ pub struct ReadTimes {
 }
 
 /// Calls `visit` with the index and the plain payload of the chunk of every entry, in order.
-/// Worker `k` of `workers` reads the chunks at indexes `k`, `k + workers`, ... and hands them
-/// over through its own bounded channel, so the consumer receives them in order without a
-/// reordering buffer. A read error is passed to `visit` for that chunk. The first error that
-/// `visit` returns stops the workers and is returned.
+/// The entries are cut into runs of chunks that sit side by side in a pack (see
+/// `Repository::plan_runs`); worker `k` of `workers` reads runs `k`, `k + workers`, ...
+/// with one request each and hands them over through its own bounded channel, so the
+/// consumer receives them in order without a reordering buffer. A read error is passed to
+/// `visit` for that chunk. The first error that `visit` returns stops the workers and is
+/// returned.
 pub fn for_each_chunk_read_ahead(
     repo: &Repository,
     entries: &[NodeEntry],
@@ -39,26 +45,32 @@ pub fn for_each_chunk_read_ahead(
     workers: usize,
     visit: &mut dyn FnMut(usize, Result<Vec<u8>>) -> Result<()>,
 ) -> Result<ReadTimes> {
-    let workers = workers.clamp(1, entries.len().max(1));
+    let ids: Vec<Digest> = entries.iter().map(|e| e.id).collect();
+    let runs = repo.plan_runs(Kind::Chunk, &ids, RUN_BYTES)?;
+    let workers = workers.clamp(1, runs.len().max(1));
     let read_nanos = AtomicU64::new(0);
     let decompress_nanos = AtomicU64::new(0);
     let result = std::thread::scope(|scope| {
         let mut receivers = Vec::with_capacity(workers);
         for worker in 0..workers {
-            let (sender, receiver) = mpsc::sync_channel::<Result<Vec<u8>>>(READY_PER_WORKER);
+            let (sender, receiver) = mpsc::sync_channel::<Vec<Result<Vec<u8>>>>(READY_PER_WORKER);
             receivers.push(receiver);
-            let (read_nanos, decompress_nanos) = (&read_nanos, &decompress_nanos);
+            let (read_nanos, decompress_nanos, runs, ids) = (&read_nanos, &decompress_nanos, &runs, &ids);
             scope.spawn(move || {
-                for entry in entries.iter().skip(worker).step_by(workers) {
-                    let id = ChunkId(entry.id);
+                for run in runs.iter().skip(worker).step_by(workers) {
+                    let run_ids = &ids[run.clone()];
                     let started = Instant::now();
-                    let stored = repo.fetch_object(Kind::Chunk, &id.0, referenced_by);
+                    let stored = repo.fetch_run(Kind::Chunk, run_ids, referenced_by);
                     let fetched = Instant::now();
-                    let plain = stored.and_then(|stored| repo.open_object(Kind::Chunk, &id.0, &stored));
+                    let plains: Vec<Result<Vec<u8>>> = stored
+                        .into_iter()
+                        .zip(run_ids)
+                        .map(|(stored, id)| stored.and_then(|stored| repo.open_object(Kind::Chunk, id, &stored)))
+                        .collect();
                     read_nanos.fetch_add((fetched - started).as_nanos() as u64, Ordering::Relaxed);
                     decompress_nanos.fetch_add(fetched.elapsed().as_nanos() as u64, Ordering::Relaxed);
                     // A failed send means the consumer stopped, so this worker stops too.
-                    if sender.send(plain).is_err() {
+                    if sender.send(plains).is_err() {
                         break;
                     }
                 }
@@ -66,11 +78,13 @@ pub fn for_each_chunk_read_ahead(
         }
         // The receivers are dropped when this closure returns, before the scope joins the
         // workers, so a worker blocked on a full channel is released by a send error.
-        for index in 0..entries.len() {
-            let plain = receivers[index % workers]
+        for (number, run) in runs.iter().enumerate() {
+            let plains = receivers[number % workers]
                 .recv()
                 .map_err(|_| Error::Invalid("a chunk reader thread stopped unexpectedly".into()))?;
-            visit(index, plain)?;
+            for (index, plain) in run.clone().zip(plains) {
+                visit(index, plain)?;
+            }
         }
         Ok(())
     });
@@ -90,7 +104,8 @@ mod tests {
 
     fn repository_with_chunks(dir: &std::path::Path, count: u8) -> (Repository, Vec<NodeEntry>) {
         let store = Arc::new(LocalStore::new(dir.join("repo")).unwrap());
-        let repo = Repository::open_or_create(store).unwrap();
+        // Small packs, so the chunks spread over several and runs end at pack boundaries.
+        let repo = Repository::open_or_create(store).unwrap().with_pack_target(60);
         let entries = (0..count)
             .map(|i| {
                 let plain = vec![i; 100 + usize::from(i)];
@@ -107,6 +122,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (repo, entries) = repository_with_chunks(dir.path(), 11);
         for workers in [1, 2, 3] {
+            let mut seen = Vec::new();
+            for_each_chunk_read_ahead(&repo, &entries, "test", workers, &mut |index, plain| {
+                seen.push((index, plain?[0]));
+                Ok(())
+            })
+            .unwrap();
+            let expected: Vec<(usize, u8)> = (0..11).map(|i| (usize::from(i), i)).collect();
+            assert_eq!(seen, expected, "with {workers} workers");
+        }
+    }
+
+    #[test]
+    fn stored_chunks_arrive_in_order_from_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, entries) = repository_with_chunks(dir.path(), 11);
+        repo.flush().unwrap();
+        let ids: Vec<Digest> = entries.iter().map(|e| e.id).collect();
+        let runs = repo.plan_runs(Kind::Chunk, &ids, RUN_BYTES).unwrap();
+        assert!(runs.len() > 1 && runs.len() < ids.len(), "runs {runs:?}");
+        for workers in [1, 2] {
             let mut seen = Vec::new();
             for_each_chunk_read_ahead(&repo, &entries, "test", workers, &mut |index, plain| {
                 seen.push((index, plain?[0]));

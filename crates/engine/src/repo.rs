@@ -44,6 +44,8 @@ pub type ObjectRange = (String, Option<(u64, u64)>);
 enum Fetch {
     Bytes(Vec<u8>),
     Range(Digest, u64, u32),
+    /// Claimed by a writer, or in a pack being stored.
+    InFlight,
     Missing,
 }
 
@@ -296,9 +298,11 @@ impl Repository {
         Ok(())
     }
 
+    /// Waits for the pack writer. The lock is held while joining, so that every caller
+    /// returns only once the pack is stored.
     fn wait_for_pack_writer(&self) -> Result<()> {
-        let previous = self.pack_writer.lock().expect("pack writer lock").take();
-        previous.map_or(Ok(()), join_pack_writer)
+        let mut writer = self.pack_writer.lock().expect("pack writer lock");
+        writer.take().map_or(Ok(()), join_pack_writer)
     }
 
     fn store_pack(&self, pack: PackBuilder) -> Result<()> {
@@ -376,16 +380,23 @@ impl Repository {
                 Err(e) => Err(e.into()),
             };
         }
-        let place = self.with_index(|index| match index.objects.get(id) {
+        let lookup = |index: &mut RepoIndex| match index.objects.get(id) {
             Some(Location { place: Place::Buffered { offset, length }, .. }) => {
                 index.buffered(*offset, *length).map(Fetch::Bytes).unwrap_or(Fetch::Missing)
             }
             Some(Location { place: Place::Packed { pack, offset, length }, .. }) => Fetch::Range(*pack, *offset, *length),
-            _ => Fetch::Missing,
-        })?;
+            Some(Location { place: Place::InFlight, .. }) => Fetch::InFlight,
+            None => Fetch::Missing,
+        };
+        let mut place = self.with_index(lookup)?;
+        if matches!(place, Fetch::InFlight) {
+            // Its pack may be on the writer thread: once that is done, it can be read.
+            self.wait_for_pack_writer()?;
+            place = self.with_index(lookup)?;
+        }
         match place {
             Fetch::Bytes(bytes) => Ok(bytes),
-            Fetch::Missing => Err(missing()),
+            Fetch::Missing | Fetch::InFlight => Err(missing()),
             Fetch::Range(pack, offset, length) => match self.store.get_range(&pack_key(&pack), offset, u64::from(length)) {
                 Ok(stored) if stored.len() == length as usize => Ok(stored),
                 Ok(stored) => Err(Error::Corrupt {
@@ -408,6 +419,87 @@ impl Repository {
         })
     }
 
+    /// Splits `ids` into runs of consecutive ids whose objects sit in one pack within a span
+    /// of at most `max_bytes` (an object larger than that forms a run alone), so that
+    /// `fetch_run` reads each run with one request. Objects of a run need not be adjacent
+    /// or in order: writers append them in the order their compression finished.
+    pub fn plan_runs(&self, kind: Kind, ids: &[Digest], max_bytes: u64) -> Result<Vec<std::ops::Range<usize>>> {
+        let places = self.packed_places(kind, ids)?;
+        let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+        // Pack and byte span of the open run.
+        let mut span: Option<(Digest, u64, u64)> = None;
+        for (i, place) in places.iter().enumerate() {
+            let widened = match (span, place) {
+                (Some((pack, start, end)), Some((next_pack, offset, length))) if pack == *next_pack => {
+                    let (start, end) = (start.min(*offset), end.max(offset + length));
+                    (end - start <= max_bytes).then_some((pack, start, end))
+                }
+                _ => None,
+            };
+            match widened {
+                Some(wider) => {
+                    runs.last_mut().expect("a run is open").end = i + 1;
+                    span = Some(wider);
+                }
+                None => {
+                    runs.push(i..i + 1);
+                    span = place.map(|(pack, offset, length)| (pack, offset, offset + length));
+                }
+            }
+        }
+        Ok(runs)
+    }
+
+    /// Pack, offset and length of each id's object, or `None` where the index has none.
+    fn packed_places(&self, kind: Kind, ids: &[Digest]) -> Result<Vec<Option<(Digest, u64, u64)>>> {
+        self.with_index(|index| {
+            ids.iter()
+                .map(|id| match index.objects.get(id) {
+                    Some(Location { kind: found, place: Place::Packed { pack, offset, length }, .. }) if *found == kind => {
+                        Some((*pack, *offset, u64::from(*length)))
+                    }
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    /// Reads the stored bytes of a run from `plan_runs` with one ranged read of the span it
+    /// covers, or one read per object when the run is not in one pack.
+    pub fn fetch_run(&self, kind: Kind, ids: &[Digest], referenced_by: &str) -> Vec<Result<Vec<u8>>> {
+        let one_by_one = || ids.iter().map(|id| self.fetch_object(kind, id, referenced_by)).collect();
+        let Ok(places) = self.packed_places(kind, ids) else { return one_by_one() };
+        let Some(Some((pack, _, _))) = places.first() else { return one_by_one() };
+        if ids.len() < 2 || places.iter().any(|p| p.is_none_or(|(other, _, _)| other != *pack)) {
+            return one_by_one();
+        }
+        let placed: Vec<(u64, u64)> = places.iter().flatten().map(|(_, offset, length)| (*offset, *length)).collect();
+        let start = placed.iter().map(|(offset, _)| *offset).min().expect("the run is not empty");
+        let end = placed.iter().map(|(offset, length)| offset + length).max().expect("the run is not empty");
+        let bytes = match self.store.get_range(&pack_key(pack), start, end - start) {
+            Ok(bytes) => bytes,
+            Err(StoreError::NotFound { .. }) => {
+                let missing = |id: &Digest| Error::Missing { kind: kind.name(), id: id.to_hex(), referenced_by: referenced_by.into() };
+                return ids.iter().map(|id| Err(missing(id))).collect();
+            }
+            Err(e) => {
+                let message = Error::from(e).to_string();
+                return ids.iter().map(|_| Err(Error::Invalid(message.clone()))).collect();
+            }
+        };
+        ids.iter()
+            .zip(placed)
+            .map(|(id, (offset, length))| {
+                let from = (offset - start) as usize;
+                bytes.get(from..from + length as usize).map(<[u8]>::to_vec).ok_or_else(|| Error::Corrupt {
+                    kind: kind.name(),
+                    id: id.to_hex(),
+                    detail: format!("pack {pack} ends before it, {length} bytes at offset {offset} expected"),
+                })
+            })
+            .collect()
+    }
+
     /// Every packed object the index knows, with where its stored bytes are.
     pub fn packed_objects(&self) -> Result<Vec<(Kind, Digest, ObjectRange)>> {
         self.with_index(|index| {
@@ -421,19 +513,6 @@ impl Repository {
         })
     }
 
-    /// Where an object's stored bytes are: a store key and, for a packed object, its byte
-    /// range. For read-ahead and for tools that inspect a repository.
-    pub fn object_location(&self, kind: Kind, id: &Digest) -> Result<Option<ObjectRange>> {
-        if !kind.is_packed() {
-            return Ok(Some((kind.key(id), None)));
-        }
-        self.with_index(|index| match index.objects.get(id) {
-            Some(Location { place: Place::Packed { pack, offset, length }, .. }) => {
-                Some((pack_key(pack), Some((*offset, u64::from(*length)))))
-            }
-            _ => None,
-        })
-    }
 
     pub fn get_chunk(&self, id: &ChunkId, referenced_by: &str) -> Result<Vec<u8>> {
         self.get_object(Kind::Chunk, &id.0, referenced_by)
@@ -494,7 +573,7 @@ impl Repository {
     /// the good ones so one damaged record does not hide the rest.
     pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Result<SnapshotRecord>)>> {
         let ids = self.snapshot_ids()?;
-        let keys: Vec<ObjectRange> = ids.iter().map(|id| (Kind::Snapshot.key(&id.0), None)).collect();
+        let keys: Vec<String> = ids.iter().map(|id| Kind::Snapshot.key(&id.0)).collect();
         let mut read_ahead = ReadAhead::new(self.store.as_ref(), &keys);
         let mut out: Vec<(SnapshotId, Result<SnapshotRecord>)> = Vec::with_capacity(ids.len());
         for (index, id) in ids.into_iter().enumerate() {
@@ -572,18 +651,7 @@ impl Repository {
                 });
             }
             if node.level == 0 {
-                let keys: Vec<ObjectRange> = if self.store.read_ahead() == 0 {
-                    Vec::new()
-                } else {
-                    let mut keys = Vec::with_capacity(node.entries.len());
-                    for entry in &node.entries {
-                        keys.extend(self.object_location(Kind::Chunk, &entry.id)?);
-                    }
-                    keys
-                };
-                let mut read_ahead = ReadAhead::new(self.store.as_ref(), &keys);
-                for (index, entry) in node.entries.iter().enumerate() {
-                    read_ahead.reading(index);
+                for entry in &node.entries {
                     visit(entry)?;
                 }
             } else {
@@ -598,13 +666,13 @@ impl Repository {
 /// the one being read, so that downloads overlap while the reader stays sequential.
 struct ReadAhead<'a> {
     store: &'a dyn Store,
-    keys: &'a [ObjectRange],
+    keys: &'a [String],
     window: usize,
     announced: usize,
 }
 
 impl<'a> ReadAhead<'a> {
-    fn new(store: &'a dyn Store, keys: &'a [ObjectRange]) -> ReadAhead<'a> {
+    fn new(store: &'a dyn Store, keys: &'a [String]) -> ReadAhead<'a> {
         ReadAhead { store, keys, window: store.read_ahead(), announced: 0 }
     }
 
@@ -616,8 +684,7 @@ impl<'a> ReadAhead<'a> {
         // The key being read is announced too: its download starts at once, like the rest.
         let end = (index + self.window).min(self.keys.len());
         while self.announced < end {
-            let (key, range) = &self.keys[self.announced];
-            self.store.prefetch(key, *range);
+            self.store.prefetch(&self.keys[self.announced]);
             self.announced += 1;
         }
     }

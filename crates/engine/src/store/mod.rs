@@ -119,9 +119,8 @@ pub trait Store: Send + Sync + Debug {
         0
     }
 
-    /// Hints that `key` (or the `(offset, length)` range of it) will be read soon, so a
-    /// remote store can start fetching it.
-    fn prefetch(&self, _key: &str, _range: Option<(u64, u64)>) {}
+    /// Hints that `key` will be read soon, so a remote store can start fetching it.
+    fn prefetch(&self, _key: &str) {}
 
     /// Returns whether every request goes over a network, so that a local cache of index
     /// files saves requests.

@@ -555,14 +555,6 @@ fn repeat(error: &StoreError) -> StoreError {
     }
 }
 
-/// Names a download in the prefetch table: the key, plus the range when only part is read.
-fn download_name(key: &str, range: Option<(u64, u64)>) -> String {
-    match range {
-        Some((offset, length)) => format!("{key}#{offset}+{length}"),
-        None => key.to_string(),
-    }
-}
-
 impl S3Store {
     /// Reads a whole object or a range of it: from a queued upload, a prefetched download,
     /// or a GET request.
@@ -574,7 +566,8 @@ impl S3Store {
             };
             return Ok(data[start.min(data.len())..end.min(data.len())].to_vec());
         }
-        let prefetched = self.prefetched.lock().expect("prefetch lock").remove(&download_name(key, range));
+        // Prefetching covers whole objects only.
+        let prefetched = if range.is_none() { self.prefetched.lock().expect("prefetch lock").remove(key) } else { None };
         match prefetched {
             Some(download) => self
                 .runtime
@@ -644,17 +637,16 @@ impl Store for S3Store {
         self.shared.options.concurrency
     }
 
-    fn prefetch(&self, key: &str, range: Option<(u64, u64)>) {
+    fn prefetch(&self, key: &str) {
         let mut prefetched = self.prefetched.lock().expect("prefetch lock");
-        let name = download_name(key, range);
         // Unclaimed downloads are bounded so that a reader that stops early cannot pile
         // them up.
-        if prefetched.contains_key(&name) || prefetched.len() >= 2 * self.read_ahead() {
+        if prefetched.contains_key(key) || prefetched.len() >= 2 * self.read_ahead() {
             return;
         }
         let (shared, owned_key) = (self.shared.clone(), key.to_string());
-        let download = self.runtime.spawn(async move { shared.get_object(&owned_key, range).await });
-        prefetched.insert(name, download);
+        let download = self.runtime.spawn(async move { shared.get_object(&owned_key, None).await });
+        prefetched.insert(key.to_string(), download);
     }
 
     fn is_remote(&self) -> bool {
