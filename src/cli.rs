@@ -18,7 +18,7 @@ pub struct Cli {
     pub remote: RemoteArgs,
 
     /// Size at which a pack of new objects is closed and stored, in bytes. Smaller packs
-    /// make prune rewrite less; larger ones mean fewer files and requests.
+    /// make prune rewrite less, and larger ones mean fewer files and requests.
     #[arg(long, global = true, env = "D1SNAP_PACK_SIZE", value_name = "BYTES", default_value_t = d1snap_engine::repo::PACK_TARGET_BYTES,
           value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u64).range(1..=1 << 30), |n| n as usize))]
     pub pack_size: usize,

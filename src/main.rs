@@ -45,7 +45,22 @@ fn exit_quietly_on_closed_pipe() {
     }
 }
 
+/// Fixes glibc's threshold for serving allocations with their own memory map at 1 MiB.
+/// Pack buffers of about 16 MiB are filled on one thread and freed on another. With its
+/// default, glibc raises the threshold after such a free and keeps later buffers in
+/// per-thread heaps that do not shrink: a 1 GiB snapshot peaked at 111 MiB instead of 45 MiB.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_large_buffers_to_the_system() {
+    // SAFETY: mallopt takes two integers and only changes allocator settings; it runs before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    return_large_buffers_to_the_system();
     #[cfg(unix)]
     exit_quietly_on_closed_pipe();
     let cli = Cli::parse();

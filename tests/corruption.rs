@@ -133,3 +133,31 @@ fn flipped_tree_node_byte_is_reported() {
     assert_verify_fails(&ws, &id, "tree node");
     assert_restore_fails(&ws, &id, None);
 }
+
+#[test]
+fn missing_delta_base_is_reported_and_stops_restore() {
+    let mut ws = Workspace::new();
+    ws.one_object_per_pack();
+    let db = ws.path("notes.sqlite");
+    crate::util::open(&db)
+        .execute_batch(
+            "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+             INSERT INTO notes SELECT i, hex(randomblob(60)) FROM n;",
+        )
+        .unwrap();
+    ws.snapshot(&db);
+    crate::util::open(&db).execute_batch("UPDATE notes SET body = 'edited' WHERE id = 10").unwrap();
+    let id = ws.snapshot(&db)["id"].as_str().unwrap().to_string();
+    let chunks = ws.stored_objects(Kind::Chunk);
+    let base = chunks.iter().find_map(|c| c.base).expect("the edited chunk is stored as a delta");
+    let base_pack = &chunks.iter().find(|c| c.id == base).unwrap().file;
+    std::fs::remove_file(base_pack).unwrap();
+
+    let needle = format!("its delta base {base} is missing");
+    assert_verify_fails(&ws, &id, &needle);
+    let structure = ws.run(&["verify", &id]);
+    assert_eq!(structure.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&structure.stdout).contains(&needle), "{}", String::from_utf8_lossy(&structure.stdout));
+    assert_restore_fails(&ws, &id, None);
+}

@@ -165,7 +165,7 @@ fn build_random_text(ws: &Workspace) -> PathBuf {
 }
 
 #[test]
-fn updated_chunk_is_stored_against_its_previous_version() {
+fn updated_chunk_stored_as_delta() {
     let ws = Workspace::new();
     let db = build_random_text(&ws);
     ws.snapshot(&db);
@@ -186,7 +186,7 @@ fn updated_chunk_is_stored_against_its_previous_version() {
 }
 
 #[test]
-fn unchanged_table_reads_nothing_of_the_parent() {
+fn unchanged_snapshot_reads_no_parent_objects() {
     let ws = Workspace::new();
     let db = ws.copy_data("chinook/Chinook_Sqlite.sqlite");
     ws.snapshot(&db);

@@ -143,7 +143,7 @@ fn snapshot_running_during_prune_stays_whole() {
 }
 
 #[test]
-fn prune_keeps_the_base_of_a_delta_whose_snapshot_was_forgotten() {
+fn prune_keeps_delta_base() {
     let ws = Workspace::new();
     let db = ws.path("app.sqlite");
     open(&db)
@@ -168,7 +168,7 @@ fn prune_keeps_the_base_of_a_delta_whose_snapshot_was_forgotten() {
 }
 
 #[test]
-fn prune_rewrites_a_pack_holding_live_and_unreferenced_objects() {
+fn prune_rewrites_mixed_pack() {
     let ws = Workspace::new();
     let db = ws.path("app.sqlite");
     open(&db)

@@ -170,8 +170,8 @@ impl Workspace {
         self.set_env("D1SNAP_PACK_SIZE", "1");
     }
 
-    /// The packed objects of `kind`, read from the repository's index, with the file and
-    /// byte range each sits in, ordered by file and offset.
+    /// Lists the packed objects of `kind` from the repository's index, with the file and
+    /// byte range of each, ordered by file and offset.
     pub fn stored_objects(&self, kind: Kind) -> Vec<StoredObject> {
         let store = std::sync::Arc::new(LocalStore::new(self.repo()).unwrap());
         let repo = Repository::open(store).unwrap();
@@ -182,7 +182,8 @@ impl Workspace {
             .filter(|(k, _, _)| *k == kind)
             .map(|(_, id, (key, range))| {
                 let (offset, length) = range.expect("packed objects have a range");
-                StoredObject { id, file: self.repo().join(key), offset, length }
+                let base = repo.delta_base_of(&id).unwrap();
+                StoredObject { id, file: self.repo().join(key), offset, length, base }
             })
             .collect();
         objects.sort_by(|a, b| (&a.file, a.offset).cmp(&(&b.file, b.offset)));
@@ -190,13 +191,15 @@ impl Workspace {
     }
 }
 
-/// Where one packed object's stored bytes are on disk.
+/// Location of one packed object's stored bytes on disk.
 #[derive(Clone, Debug)]
 pub struct StoredObject {
     pub id: Digest,
     pub file: PathBuf,
     pub offset: u64,
     pub length: u64,
+    /// The object it is stored against, for a delta.
+    pub base: Option<Digest>,
 }
 
 impl StoredObject {

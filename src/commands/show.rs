@@ -99,7 +99,12 @@ pub fn run(context: &Context, args: &ShowArgs) -> Result<u8> {
     if !output.schema.is_empty() {
         println!();
         for o in &output.schema {
-            println!("{:<14} {} (on {})", o.kind, o.name, o.table);
+            // A view's table in sqlite_schema is the view itself, so naming it adds nothing.
+            if o.table == o.name {
+                println!("{:<14} {}", o.kind, o.name);
+            } else {
+                println!("{:<14} {} (on {})", o.kind, o.name, o.table);
+            }
         }
     }
     Ok(exit::OK)

@@ -4,7 +4,7 @@
 //! The previous version is the object at the same position in the same table of the parent
 //! snapshot (the last one taken from the same source): the chunk, or the node at the same
 //! level, whose rows start at or before the new object's first row. Positions are counted
-//! in rows, so an update, which keeps every row where it was, finds the exact old chunk; an
+//! in rows, so an update, which keeps every row where it was, finds the exact old chunk. An
 //! insert or delete shifts later positions by a few rows, and the old chunk still shares
 //! most of its rows with the new one.
 

@@ -46,6 +46,7 @@ pub mod migrate;
 pub mod object;
 pub mod point_restore;
 pub mod prefetch;
+mod priority;
 pub mod progress;
 pub mod prune;
 pub mod repo;

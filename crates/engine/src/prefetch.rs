@@ -19,7 +19,7 @@ const READY_PER_WORKER: usize = 2;
 
 /// Stored bytes read with one request: neighbouring chunks of a pack up to this size are
 /// read together, which turns thousands of small reads of an R2 repository into a few
-/// dozen. A run holds at most this much compressed, about four times as much plain.
+/// dozen. A run contains at most this much compressed, about four times as much plain.
 const RUN_BYTES: u64 = 1024 * 1024;
 
 /// Time the reader threads spent, summed over the threads (so it can exceed wall time).

@@ -1,7 +1,7 @@
 //! Reclaiming space: drop every chunk, tree node and table object that no snapshot record
 //! refers to (directly, or as the base of a delta that one refers to). A pack whose objects
-//! are all unreferenced is deleted; a pack holding both kinds is rewritten with only the
-//! referenced ones; then one index file replaces all the others. Prune holds an exclusive
+//! are all unreferenced is deleted, and a pack containing both kinds is rewritten with only
+//! the referenced ones. Then one index file replaces all the others. Prune holds an exclusive
 //! lock (see `lock`), so no snapshot runs meanwhile and none can be left pointing at a
 //! deleted object.
 
@@ -86,7 +86,7 @@ fn mark(repo: &Repository) -> Result<(Reachable, usize)> {
     Ok((reachable, snapshots.len()))
 }
 
-/// What to do with each pack.
+/// The fate of each pack: kept, rewritten or deleted.
 #[derive(Default)]
 struct Plan {
     keep: Vec<PackRecord>,
@@ -105,7 +105,8 @@ pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport> {
 
     let (objects, packs, files) = repo.with_index(|index| (index.objects.clone(), index.packs.clone(), index.files.clone()))?;
     let mut live: HashSet<Digest> = reachable.chunks.iter().chain(&reachable.nodes).chain(&reachable.tables).copied().collect();
-    // A delta's base stays while the delta does; bases are never deltas themselves.
+    // A delta's base stays while the delta does. Bases are never deltas themselves, so one
+    // pass finds them all.
     let bases: Vec<Digest> = live.iter().filter_map(|id| objects.get(id).and_then(|l| l.base)).collect();
     live.extend(bases);
     count_kinds(&objects, &live, &mut report);

@@ -23,9 +23,9 @@ pub const PACK_TARGET_BYTES: usize = 16 * 1024 * 1024;
 pub struct Repository {
     store: Arc<dyn Store>,
     config: RepoConfig,
-    /// Where each packed object is; loaded on first use.
+    /// Location of each packed object, loaded on first use.
     index: Arc<Mutex<Option<RepoIndex>>>,
-    /// Folder caching the index files of a remote repository; they never change once written.
+    /// Folder caching the index files of a remote repository, which never change once written.
     index_cache: Option<PathBuf>,
     pack_target: usize,
     /// The full pack being stored on a thread of its own, so that compression goes on
@@ -498,6 +498,12 @@ impl Repository {
                 })
             })
             .collect()
+    }
+
+    /// Returns the base a packed object is stored against, from the index, or `None` for
+    /// an object stored whole or not in the index.
+    pub fn delta_base_of(&self, id: &Digest) -> Result<Option<Digest>> {
+        self.with_index(|index| index.objects.get(id).and_then(|location| location.base))
     }
 
     /// Every packed object the index knows, with where its stored bytes are.

@@ -103,6 +103,7 @@ pub fn scan_database(conn: &Connection, label: &str, catalog: &Catalog, params: 
             let result_tx = result_tx.clone();
             let (sink, previous) = (params.sink, params.previous);
             scope.spawn(move || {
+                crate::priority::lower_current_thread();
                 loop {
                     let job = job_rx.lock().expect("job queue lock").recv();
                     let Ok((seq, plain, table, start_row)) = job else { break };

@@ -195,6 +195,16 @@ fn describe(error: &Error) -> (Option<String>, String) {
     }
 }
 
+/// Describes what is wrong with a chunk from the error of reading it, naming the delta base
+/// when the error is about the base and not the chunk itself.
+fn chunk_problem(chunk: &Digest, error: &Error) -> String {
+    let (_, message) = describe(error);
+    match error {
+        Error::Corrupt { id, .. } | Error::Missing { id, .. } if *id != chunk.to_hex() => format!("its delta base {id} is {message}"),
+        _ => message,
+    }
+}
+
 impl Verifier<'_> {
     fn finding(&mut self, snapshot: SnapshotId, table: Option<&str>, object: Option<String>, message: String) {
         self.report.findings.push(Finding {
@@ -324,7 +334,7 @@ impl Verifier<'_> {
                     self.report.bytes_read += plain.len() as u64;
                     check_chunk_rows(table, &plain, entry.rows)
                 }
-                Err(e) => Some(describe(&e).1),
+                Err(e) => Some(chunk_problem(&entry.id, &e)),
             };
             self.chunks.insert((entry.id, table_id), problem);
             Ok(())
@@ -349,17 +359,30 @@ impl Verifier<'_> {
                     self.report.bytes_read += plain.len() as u64;
                     check_chunk_rows(table, &plain, entry.rows)
                 }
-                Err(e) => Some(describe(&e).1),
+                Err(e) => Some(chunk_problem(&entry.id, &e)),
             }
         } else {
-            match self.repo.has_object(Kind::Chunk, &entry.id) {
-                Ok(true) => None,
-                Ok(false) => Some("missing from the repository".to_string()),
-                Err(e) => Some(e.to_string()),
-            }
+            self.chunk_exists(&entry.id)
         };
         self.chunks.insert((entry.id, table_id), problem.clone());
         problem
+    }
+}
+
+impl Verifier<'_> {
+    /// Checks that a chunk, and its delta base if it has one, are in the repository.
+    fn chunk_exists(&self, id: &Digest) -> Option<String> {
+        let present = |id: &Digest| self.repo.has_object(Kind::Chunk, id);
+        match (present(id), self.repo.delta_base_of(id)) {
+            (Ok(false), _) => Some("missing from the repository".to_string()),
+            (Ok(true), Ok(Some(base))) => match present(&base) {
+                Ok(true) => None,
+                Ok(false) => Some(format!("its delta base {base} is missing from the repository")),
+                Err(e) => Some(e.to_string()),
+            },
+            (Ok(true), Ok(None)) => None,
+            (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
+        }
     }
 }
 

@@ -1,6 +1,6 @@
-//! Index files: which pack holds each packed object. A snapshot writes one index file for
-//! the packs it wrote, before its record; prune replaces them all with one. The payload is
-//! postcard; it is stored as an envelope of kind 5 under `index/<id>`.
+//! Index files: which pack contains each packed object. A snapshot writes one index file for
+//! the packs it wrote, before its record, and prune replaces them all with one. The payload
+//! is postcard, stored as an envelope of kind 5 under `index/<id>`.
 
 use serde::{Deserialize, Serialize};
 

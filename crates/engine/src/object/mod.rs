@@ -3,8 +3,8 @@
 //! Every object is stored as an envelope: the 4 magic bytes `D1SN`, a kind byte, an envelope
 //! version byte (1), a compression byte (0 = none, 1 = zstd, 2 = zstd against a base object),
 //! then the payload. With compression 2 the payload starts with the 32-byte id of the base
-//! object, whose plain bytes the zstd frame uses as its prefix, so a chunk that differs from
-//! its previous version in a few rows is stored as those few rows. An object's id is the
+//! object, and the zstd frame uses the base's plain bytes as its prefix. A chunk that differs
+//! from its previous version in a few rows is thus stored as those few rows. An object's id is the
 //! BLAKE3 hash of its plain payload, so reading an object checks it end to end.
 
 pub mod chunk;

@@ -3,8 +3,8 @@
 //!
 //! Layout: `D1PK`, a version byte (1), the envelopes back to back, then a directory (a zstd
 //! frame of the postcard-encoded [`PackDirectory`]), its length as a little-endian `u32`, and
-//! `D1PK` again. The directory repeats what the index files say about the pack, so the
-//! index can be rebuilt from the packs alone. A pack's id is the BLAKE3 hash of all its
+//! `D1PK` again. The directory repeats the index files' entries for the pack, so the index
+//! can be rebuilt from the packs alone. A pack's id is the BLAKE3 hash of all its
 //! bytes; its key is `packs/<first two hex digits>/<id>`.
 
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,7 @@ pub const DIRECTORY_VERSION: u8 = 1;
 const HEADER_LEN: usize = 5;
 const TRAILER_LEN: usize = 8;
 
-/// Where one object sits in its pack.
+/// Location of one object in its pack.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackEntry {
     /// The object's [`Kind`] as its byte.

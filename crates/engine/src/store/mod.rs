@@ -84,8 +84,8 @@ pub trait Store: Send + Sync + Debug {
 
     fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
 
-    /// Reads `length` bytes from `offset` of the object under `key`; fewer when the object
-    /// ends sooner, so the caller can report a short object as damage.
+    /// Reads `length` bytes from `offset` of the object under `key`. Returns fewer when the
+    /// object ends sooner, so the caller can report a short object as damage.
     fn get_range(&self, key: &str, offset: u64, length: u64) -> Result<Vec<u8>, StoreError> {
         let bytes = self.get(key)?;
         let start = (offset as usize).min(bytes.len());
