@@ -551,15 +551,16 @@ impl Repository {
 
     /// Stores a snapshot record after making every earlier write durable, so the record
     /// never becomes visible before the objects it names.
-    /// Returns the record's id and the bytes stored besides object envelopes: the record,
-    /// the last pack's framing and the index file.
-    pub fn put_snapshot(&self, record: &SnapshotRecord) -> Result<(SnapshotId, u64)> {
+    /// Adds the bytes of pack framing and index files written since the last flush to the
+    /// record's `new_bytes` first, so the record counts everything but itself. Returns the
+    /// record's id and stored size.
+    pub fn put_snapshot(&self, record: &mut SnapshotRecord) -> Result<(SnapshotId, u64)> {
+        record.stats.new_bytes += self.flush()?;
         let plain = object::to_plain(Kind::Snapshot, record)?;
         let id = Digest::of(&plain);
-        let overhead = self.flush()?;
         let stored = self.put_object(Kind::Snapshot, id, &plain)?;
         self.store.flush()?;
-        Ok((SnapshotId(id), stored.stored_bytes + overhead))
+        Ok((SnapshotId(id), stored.stored_bytes))
     }
 
     /// Ids of every snapshot record, from the store listing; records are not read.

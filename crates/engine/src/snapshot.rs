@@ -132,7 +132,7 @@ pub fn take_snapshot(
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     lock.check_held()?;
-    let (id, record_bytes) = repo.put_snapshot(&record)?;
+    let (id, record_bytes) = repo.put_snapshot(&mut record)?;
     drop(lock);
     record.stats.new_bytes += record_bytes;
     let new_bytes = record.stats.new_bytes;
