@@ -38,6 +38,8 @@ pub(crate) struct RepoIndex {
     /// Packs named by an index file but absent from the store.
     pub missing_packs: BTreeSet<Digest>,
     buffer: PackBuilder,
+    /// The buffer of the last pack stored, kept for the next pack.
+    spare: Vec<u8>,
     /// Packs stored by this process and not yet named by an index file.
     written: Vec<PackRecord>,
     /// Bytes written that are not object envelopes (pack framing, index files), not yet
@@ -65,6 +67,10 @@ impl RepoIndex {
     /// Appends a sealed object to the open pack; returns the pack when it reached `target`
     /// bytes, with its objects marked in flight, for the caller to store.
     pub fn append(&mut self, kind: Kind, id: Digest, base: Option<Digest>, sealed: &[u8], target: usize) -> Option<PackBuilder> {
+        if self.buffer.is_empty() {
+            // A little over the target, as the object that crosses it stays in the pack.
+            self.buffer.reserve(target + target / 8);
+        }
         let offset = self.buffer.push(kind, id, base, sealed);
         self.objects.insert(id, Location { kind, base, place: Place::Buffered { offset, length: sealed.len() as u32 } });
         if self.buffer.len() >= target { self.take_buffer() } else { None }
@@ -75,7 +81,7 @@ impl RepoIndex {
         if self.buffer.is_empty() {
             return None;
         }
-        let buffer = std::mem::take(&mut self.buffer);
+        let buffer = std::mem::replace(&mut self.buffer, PackBuilder::in_buffer(std::mem::take(&mut self.spare)));
         for location in self.objects.values_mut() {
             if matches!(location.place, Place::Buffered { .. }) {
                 location.place = Place::InFlight;
@@ -84,8 +90,9 @@ impl RepoIndex {
         Some(buffer)
     }
 
-    /// Records the outcome of storing a pack taken from the buffer.
-    pub fn pack_stored(&mut self, pack: &FinishedPack, stored: bool) {
+    /// Records the outcome of storing a pack taken from the buffer, and keeps its buffer for
+    /// a later pack.
+    pub fn pack_stored(&mut self, pack: FinishedPack, stored: bool) {
         for entry in &pack.entries {
             if stored {
                 if let Some(location) = self.objects.get_mut(&entry.id) {
@@ -100,6 +107,9 @@ impl RepoIndex {
             self.packs.insert(pack.id, record.clone());
             self.written.push(record);
             self.overhead_bytes += pack.framing_bytes;
+        }
+        if pack.bytes.capacity() > self.spare.capacity() {
+            self.spare = pack.bytes;
         }
     }
 

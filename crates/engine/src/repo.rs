@@ -308,7 +308,7 @@ impl Repository {
     fn store_pack(&self, pack: PackBuilder) -> Result<()> {
         let pack = pack.finish()?;
         let result = self.store.put(&pack_key(&pack.id), &pack.bytes);
-        self.with_index(|index| index.pack_stored(&pack, result.is_ok()))?;
+        self.with_index(|index| index.pack_stored(pack, result.is_ok()))?;
         Ok(result?)
     }
 
