@@ -2,8 +2,9 @@
 """Side-by-side benchmark of d1snap against the tools a user would pick instead, and against
 the machine's limits, on one generated D1-style database in one run.
 
-Every tool runs several times on the same file in the same run, interleaved with the others.
-The report gives medians and ratios, never absolute numbers from different runs. Wall time and peak
+Every tool runs several times on the same file in the same run, interleaved with the others,
+each after a sync(2) so that none pays for the writeback of the one before it. The report
+gives medians and ratios, never absolute numbers from different runs. Wall time and peak
 RSS come from wait4(2) on each child process (for a shell pipeline, the peak of its largest
 process). Stored bytes are the apparent sizes of the files a tool adds.
 
@@ -69,6 +70,9 @@ def measure(command, env=None, cwd=None):
     if isinstance(command, str):
         command = ["bash", "-o", "pipefail", "-c", command]
     out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"d1snap-bench-stdout-{os.getpid()}"
+    # Dirty pages of the previous command are written out first, so no command pays for
+    # the writeback of the one before it.
+    os.sync()
     with open(out_path, "wb") as out:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE, env=env, cwd=cwd)
