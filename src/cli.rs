@@ -54,12 +54,12 @@ pub struct RemoteArgs {
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub attempts: u32,
 
-    /// Folder caching the index files of S3 and R2 repositories. Defaults to
+    /// Folder caching the index files and snapshot records of S3 and R2 repositories. Defaults to
     /// $XDG_CACHE_HOME/d1snap (~/.cache/d1snap).
     #[arg(long, global = true, env = "D1SNAP_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
-    /// Read every index file from the bucket instead of the local cache.
+    /// Read every index file and snapshot record from the bucket instead of the local cache.
     #[arg(long, global = true)]
     pub no_cache: bool,
 

@@ -118,7 +118,10 @@ fn flipped_snapshot_record_byte_is_reported() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0x40;
     std::fs::write(&record, bytes).unwrap();
+    // Verify checks the bucket's copy even where an intact copy is cached.
     assert_verify_fails(&ws, &id, "snapshot record");
+    // Another machine, without that cache, cannot list or restore the snapshot.
+    let _ = std::fs::remove_dir_all(ws.path(".cache/d1snap"));
     let list = ws.run(&["list"]);
     assert_eq!(list.status.code(), Some(3));
     assert_restore_fails(&ws, &id, None);
@@ -160,4 +163,37 @@ fn missing_delta_base_is_reported_and_stops_restore() {
     assert_eq!(structure.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&structure.stdout).contains(&needle), "{}", String::from_utf8_lossy(&structure.stdout));
     assert_restore_fails(&ws, &id, None);
+}
+
+#[test]
+fn damaged_index_file_until_prune() {
+    let ws = Workspace::new();
+    let db = ws.path("app.sqlite");
+    crate::util::open(&db).execute_batch("CREATE TABLE a(v TEXT); INSERT INTO a VALUES ('one');").unwrap();
+    let first = ws.snapshot(&db)["id"].as_str().unwrap().to_string();
+    let index_files = |ws: &Workspace| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(ws.repo().join("index")).unwrap().map(|e| e.unwrap().path()).collect()
+    };
+    let before = index_files(&ws);
+    crate::util::open(&db).execute_batch("CREATE TABLE b(v TEXT); INSERT INTO b VALUES ('two');").unwrap();
+    let second = ws.snapshot(&db)["id"].as_str().unwrap().to_string();
+    let damaged = index_files(&ws).into_iter().find(|path| !before.contains(path)).expect("the second snapshot wrote an index file");
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&damaged, bytes).unwrap();
+    // A bucket's index files are cached intact on the machine that wrote them; another
+    // machine reads the damaged copy.
+    let _ = std::fs::remove_dir_all(ws.path(".cache/d1snap"));
+
+    // The first snapshot needs nothing from the damaged file's pack.
+    ws.ok(&["restore", &first, "--to", ws.path("first.sqlite").to_str().unwrap()]);
+    assert_eq!(ws.run(&["verify", &second]).status.code(), Some(3));
+
+    let pruned = ws.json(&["prune"]);
+    assert_eq!(pruned["packs_reindexed"], 1, "{pruned}");
+    ws.ok(&["verify", "--all", "--read-data"]);
+    let restored = ws.path("second.sqlite");
+    ws.ok(&["restore", &second, "--to", restored.to_str().unwrap()]);
+    crate::util::assert_same_database(&db, &restored);
 }

@@ -194,3 +194,17 @@ fn unchanged_snapshot_reads_no_parent_objects() {
     // The record list and the config: no tree node or chunk of the parent is read.
     assert!(second["requests"]["get"].as_u64().unwrap() <= 4, "{second}");
 }
+
+#[test]
+fn renamed_database_still_stores_deltas() {
+    let ws = Workspace::new();
+    let db = build_random_text(&ws);
+    ws.snapshot(&db);
+    let renamed = ws.path("renamed.sqlite");
+    std::fs::copy(&db, &renamed).unwrap();
+    change(&renamed, "UPDATE notes SET body = 'edited' WHERE id = 2500");
+    let second = ws.snapshot(&renamed);
+    assert_eq!(second["parent"], serde_json::Value::Null, "the parent is of the same source only");
+    assert_eq!(second["new_chunks"], 1, "{second}");
+    assert!(second["new_bytes"].as_u64().unwrap() < 4096, "{second}");
+}

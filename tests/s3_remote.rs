@@ -1,5 +1,5 @@
 //! What only an S3 or R2 repository has: faults on the network, the retry budget, the
-//! index-file cache, R2 URLs, credentials. Every server and proxy listens on 127.0.0.1.
+//! cache of index files and records, R2 URLs, credentials. Every server and proxy listens on 127.0.0.1.
 
 use d1snap_engine::object::Kind;
 use d1snap_s3_test_server::{ACCESS_KEY_ID, FaultPlan, SECRET_ACCESS_KEY};
@@ -115,12 +115,19 @@ fn index_cache_is_rebuilt_from_the_bucket() {
     let ws = Workspace::new();
     let db = ws.copy_data("chinook/Chinook_Sqlite.sqlite");
     ws.snapshot(&db);
-    let cached = ws.json(&["verify", "latest"]);
+    // Restoring one table reads the record and the index; every run writes a new file.
+    let restore = |n: u32| {
+        let target = ws.path(&format!("genre-{n}.sqlite"));
+        ws.json(&["restore", "latest", "--table", "Genre", "--to", target.to_str().unwrap()])
+    };
+    let cached = restore(1);
     std::fs::remove_dir_all(ws.path(".cache/d1snap")).unwrap();
-    // The one index file is read from the bucket again, then from the cache.
-    let rebuilt = ws.json(&["verify", "latest"]);
-    assert_eq!(requests(&rebuilt, "get"), requests(&cached, "get") + 1, "{rebuilt}");
-    let again = ws.json(&["verify", "latest"]);
+    // The one index file and the one record are read from the bucket again, then from the
+    // cache.
+    let rebuilt = restore(2);
+    assert_eq!(requests(&rebuilt, "get"), requests(&cached, "get") + 2, "{rebuilt}");
+    assert!(ws.path(".cache/d1snap").is_dir());
+    let again = restore(3);
     assert_eq!(requests(&again, "get"), requests(&cached, "get"), "{again}");
     let second = ws.snapshot(&db);
     assert_eq!(second["new_chunks"], 0);
@@ -145,13 +152,14 @@ fn deleted_pack_is_uploaded_again() {
 }
 
 #[test]
-fn no_cache_reads_index_files_from_the_bucket() {
+fn no_cache_reads_index_and_records_from_bucket() {
     let ws = Workspace::new();
     let db = ws.copy_data("chinook/Chinook_Sqlite.sqlite");
     ws.snapshot(&db);
-    let cached = ws.json(&["verify", "latest"]);
-    let uncached = ws.json(&["--no-cache", "verify", "latest"]);
-    assert_eq!(requests(&uncached, "get"), requests(&cached, "get") + 1, "{uncached}");
+    let target = |name: &str| ws.path(name).to_str().unwrap().to_string();
+    let cached = ws.json(&["restore", "latest", "--table", "Genre", "--to", &target("a.sqlite")]);
+    let uncached = ws.json(&["--no-cache", "restore", "latest", "--table", "Genre", "--to", &target("b.sqlite")]);
+    assert_eq!(requests(&uncached, "get"), requests(&cached, "get") + 2, "{uncached}");
 }
 
 #[test]
@@ -256,4 +264,14 @@ fn scheduled_run_and_status_use_bucket_repository() {
     let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(report["repository"], ws.repo_arg(), "{report}");
     assert_eq!(report["snapshots"], 1);
+}
+
+#[test]
+fn snapshot_reads_earlier_records_from_the_cache() {
+    let ws = Workspace::new();
+    let db = ws.copy_data("chinook/Chinook_Sqlite.sqlite");
+    let gets: Vec<u64> = (0..6).map(|_| requests(&ws.snapshot(&db), "get")).collect();
+    // Each snapshot reads every earlier record to find its parent, but cached records cost
+    // no GET: what is left is the config and at times a lock, however many records exist.
+    assert!(gets.iter().all(|get| *get <= 2), "GETs per snapshot: {gets:?}");
 }

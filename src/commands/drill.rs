@@ -9,7 +9,7 @@ use crate::exit;
 use crate::render;
 
 pub fn run(context: &Context, args: &DrillArgs) -> Result<u8> {
-    let repo = context.open_repo()?;
+    let repo = context.open_repo_uncached()?;
     let ids: Vec<SnapshotId> = match args.random {
         Some(n) => {
             let mut all = repo.snapshot_ids()?;

@@ -92,8 +92,8 @@ impl Context {
         Ok(OPENED_STORE.get_or_init(|| store).clone())
     }
 
-    /// Sets the pack size, and adds the index-file cache to a repository in S3 or R2 unless
-    /// --no-cache.
+    /// Sets the pack size, and adds the cache of index files and snapshot records to a
+    /// repository in S3 or R2 unless --no-cache.
     fn with_cache(&self, repo: Repository) -> Repository {
         let repo = repo.with_pack_target(self.pack_size);
         if !repo.store().is_remote() || self.remote.no_cache {
@@ -102,7 +102,7 @@ impl Context {
         match self.remote.cache_dir.clone().or_else(default_cache_dir) {
             Some(dir) => repo.with_index_cache(&dir),
             None => {
-                tracing::warn!("no cache folder (set --cache-dir, XDG_CACHE_HOME or HOME), so every index file is read from the bucket");
+                tracing::warn!("no cache folder (set --cache-dir, XDG_CACHE_HOME or HOME), so every index file and snapshot record is read from the bucket");
                 repo
             }
         }
@@ -111,6 +111,13 @@ impl Context {
     /// Opens an existing repository.
     pub fn open_repo(&self) -> Result<Repository> {
         Ok(self.with_cache(Repository::open(self.store()?)?))
+    }
+
+    /// Opens an existing repository without the local cache, for commands that check the
+    /// repository itself: a cached copy of a record or index file must not hide damage to
+    /// the one in the bucket.
+    pub fn open_repo_uncached(&self) -> Result<Repository> {
+        Ok(Repository::open(self.store()?)?.with_pack_target(self.pack_size))
     }
 
     /// Opens the repository, creating it if the location has none.

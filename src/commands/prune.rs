@@ -38,6 +38,16 @@ pub fn print_report(report: &PruneReport) {
         report.packs_deleted,
         report.packs_rewritten
     );
+    if report.packs_reindexed > 0 {
+        println!("indexed {} pack(s) that no readable index file named", report.packs_reindexed);
+    }
+    if !report.packs_unreadable.is_empty() {
+        println!(
+            "left {} pack(s) whose directory cannot be read: {}",
+            report.packs_unreadable.len(),
+            report.packs_unreadable.join(", ")
+        );
+    }
     if report.stale_locks_removed > 0 {
         println!("removed {} stale lock(s)", report.stale_locks_removed);
     }

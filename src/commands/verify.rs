@@ -11,7 +11,7 @@ use crate::exit;
 use crate::render;
 
 pub fn run(context: &Context, args: &VerifyArgs) -> Result<u8> {
-    let repo = context.open_repo()?;
+    let repo = context.open_repo_uncached()?;
     let against = match (&args.against, &args.against_wrangler) {
         (Some(path), _) => Some(SourceSpec::Path(path.clone())),
         (None, Some(project)) => Some(SourceSpec::Wrangler { project: project.clone(), database: args.database.clone() }),

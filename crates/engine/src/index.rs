@@ -30,13 +30,16 @@ pub(crate) struct Location {
 #[derive(Debug, Default)]
 pub(crate) struct RepoIndex {
     pub objects: HashMap<Digest, Location>,
-    /// Every pack the index files name and the store holds, with all its entries (an
-    /// object may sit in more than one pack; `objects` points at one of them).
+    /// Every pack the index files name and the store holds, with all its entries. An object
+    /// may sit in more than one pack, and `objects` points at one of them.
     pub packs: HashMap<Digest, PackRecord>,
     /// Keys of the index files read or written.
     pub files: Vec<String>,
     /// Packs named by an index file but absent from the store.
     pub missing_packs: BTreeSet<Digest>,
+    /// Packs in the store that no readable index file names: left by a snapshot that
+    /// stopped before its index file, or named only by a damaged one.
+    pub unindexed_packs: Vec<Digest>,
     buffer: PackBuilder,
     /// The buffer of the last pack stored, kept for the next pack.
     spare: Vec<u8>,
@@ -127,6 +130,25 @@ impl RepoIndex {
         !self.buffer.is_empty() || !self.written.is_empty() || self.objects.values().any(|l| l.place == Place::InFlight)
     }
 
+    /// Adds a pack read back from the store, with the entries of its directory.
+    pub fn add_pack(&mut self, record: PackRecord) -> Result<()> {
+        for entry in &record.entries {
+            let kind = Kind::from_byte(entry.kind).ok_or_else(|| Error::Corrupt {
+                kind: "pack",
+                id: record.id.to_hex(),
+                detail: format!("entry {} has the unknown kind {}", entry.id, entry.kind),
+            })?;
+            self.objects.entry(entry.id).or_insert(Location {
+                kind,
+                base: entry.base,
+                place: Place::Packed { pack: record.id, offset: entry.offset, length: entry.length },
+            });
+        }
+        self.unindexed_packs.retain(|id| *id != record.id);
+        self.packs.insert(record.id, record);
+        Ok(())
+    }
+
     /// Copies an object's envelope out of the open pack.
     pub fn buffered(&self, offset: u64, length: u32) -> Option<Vec<u8>> {
         self.buffer.envelope(offset, length).map(<[u8]>::to_vec)
@@ -156,11 +178,21 @@ fn try_load(store: &dyn Store, cache: Option<&Path>) -> Result<Option<RepoIndex>
             tracing::warn!(key, "ignoring a key in index/ that is not an index file id");
             continue;
         };
-        let Some(file) = read_index_file(store, cache, &id)? else { return Ok(None) };
-        files.push(file);
+        match read_index_file(store, cache, &id) {
+            Ok(Some(file)) => files.push(file),
+            Ok(None) => return Ok(None),
+            // One damaged index file must not make every snapshot unreadable: the objects it
+            // names are missing until prune indexes their packs again.
+            Err(error @ Error::Corrupt { .. }) => {
+                tracing::warn!(key, %error, "skipping a damaged index file; run `d1snap prune` to index its packs again from their directories");
+            }
+            Err(error) => return Err(error),
+        }
         index.files.push(key);
     }
     let present: HashSet<Digest> = store.list("packs/")?.iter().filter_map(|key| pack_id_of_key(key)).collect();
+    let named: HashSet<Digest> = files.iter().flat_map(|file| file.packs.iter().map(|pack| pack.id)).collect();
+    index.unindexed_packs = present.iter().filter(|id| !named.contains(id)).copied().collect();
     for file in files {
         for pack in file.packs {
             if !present.contains(&pack.id) {
@@ -185,7 +217,7 @@ fn try_load(store: &dyn Store, cache: Option<&Path>) -> Result<Option<RepoIndex>
     Ok(Some(index))
 }
 
-fn cache_path(cache: &Path, id: &Digest) -> PathBuf {
+pub(crate) fn cache_path(cache: &Path, id: &Digest) -> PathBuf {
     cache.join(id.to_hex())
 }
 
@@ -219,7 +251,7 @@ fn read_index_file(store: &dyn Store, cache: Option<&Path>, id: &Digest) -> Resu
 }
 
 /// Best effort: a cache that cannot be written only costs a read next time.
-fn write_cache(dir: &Path, id: &Digest, stored: &[u8]) {
+pub(crate) fn write_cache(dir: &Path, id: &Digest, stored: &[u8]) {
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let temp = tempfile::NamedTempFile::new_in(dir)?;

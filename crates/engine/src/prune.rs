@@ -16,7 +16,7 @@ use crate::index::{Location, Place};
 use crate::lock::{self, LockKind};
 use crate::object::Kind;
 use crate::object::index::PackRecord;
-use crate::object::pack::{PackBuilder, pack_id_of_key, pack_key};
+use crate::object::pack::{PackBuilder, pack_key};
 use crate::repo::Repository;
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -39,6 +39,10 @@ pub struct PruneReport {
     pub packs_deleted: u64,
     /// Packs rewritten without their unreferenced objects.
     pub packs_rewritten: u64,
+    /// Packs that no index file named, indexed again from their own directories.
+    pub packs_reindexed: u64,
+    /// Packs that no index file names and whose directory cannot be read; left in place.
+    pub packs_unreadable: Vec<String>,
     /// Stored bytes freed (counted in a dry run too).
     pub bytes_freed: u64,
     pub stale_locks_removed: usize,
@@ -100,8 +104,12 @@ pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport> {
     let _lock = lock::acquire(repo, LockKind::Exclusive, "prune")?;
     repo.reload_index();
     let stale_locks_removed = if dry_run { 0 } else { lock::remove_stale(repo)? };
+    // Packs that no index file names (a snapshot stopped before writing its index file, or
+    // the file is damaged) are indexed from their own directories first, so that their
+    // objects count as stored and the new index file names the ones still referenced.
+    let (reindexed, unreadable) = repo.index_unindexed_packs()?;
     let (reachable, snapshots) = mark(repo)?;
-    let mut report = PruneReport { dry_run, snapshots, stale_locks_removed, ..Default::default() };
+    let mut report = PruneReport { dry_run, snapshots, stale_locks_removed, packs_reindexed: reindexed as u64, ..Default::default() };
 
     let (objects, packs, files) = repo.with_index(|index| (index.objects.clone(), index.packs.clone(), index.files.clone()))?;
     let mut live: HashSet<Digest> = reachable.chunks.iter().chain(&reachable.nodes).chain(&reachable.tables).copied().collect();
@@ -112,16 +120,12 @@ pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport> {
     count_kinds(&objects, &live, &mut report);
 
     let plan = plan(&objects, packs, &live, &mut report);
-    let orphans: Vec<Digest> = repo
-        .store()
-        .list("packs/")?
-        .iter()
-        .filter_map(|key| pack_id_of_key(key))
-        .filter(|id| !plan.keep.iter().chain(&plan.rewrite).any(|p| p.id == *id) && !plan.delete.contains(id))
-        .collect();
-    report.packs_deleted = (plan.delete.len() + orphans.len()) as u64;
+    // Only a pack whose directory cannot be read is left unindexed. It is kept for a person
+    // to look at, never deleted.
+    report.packs_unreadable = unreadable.iter().map(Digest::to_hex).collect();
+    report.packs_deleted = plan.delete.len() as u64;
     report.packs_rewritten = plan.rewrite.len() as u64;
-    if dry_run || (plan.delete.is_empty() && plan.rewrite.is_empty() && orphans.is_empty() && files.len() <= 1) {
+    if dry_run || (plan.delete.is_empty() && plan.rewrite.is_empty() && reindexed == 0 && files.len() <= 1) {
         report.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
     }
@@ -136,7 +140,7 @@ pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport> {
     for key in files.iter().filter(|key| **key != new_file) {
         repo.store().delete(key)?;
     }
-    for pack in plan.delete.iter().chain(plan.rewrite.iter().map(|p| &p.id)).chain(&orphans) {
+    for pack in plan.delete.iter().chain(plan.rewrite.iter().map(|p| &p.id)) {
         repo.store().delete(&pack_key(pack))?;
     }
     repo.store().flush()?;

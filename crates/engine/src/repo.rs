@@ -27,9 +27,12 @@ pub struct Repository {
     index: Arc<Mutex<Option<RepoIndex>>>,
     /// Folder caching the index files of a remote repository, which never change once written.
     index_cache: Option<PathBuf>,
+    /// Folder caching the snapshot records of a remote repository, which never change
+    /// either: a snapshot reads every record to find its parent.
+    record_cache: Option<PathBuf>,
     pack_target: usize,
     /// The full pack being stored on a thread of its own, so that compression goes on
-    /// meanwhile; at most one, so at most two packs are in memory.
+    /// meanwhile. There is at most one, so at most two packs are in memory.
     pack_writer: Arc<Mutex<Option<std::thread::JoinHandle<Result<()>>>>>,
 }
 
@@ -123,6 +126,7 @@ impl Repository {
             config,
             index: Arc::new(Mutex::new(None)),
             index_cache: None,
+            record_cache: None,
             pack_target: PACK_TARGET_BYTES,
             pack_writer: Arc::new(Mutex::new(None)),
         }
@@ -150,11 +154,12 @@ impl Repository {
         }
     }
 
-    /// Caches index files under `cache_root`, so that opening a remote repository reads
-    /// only the index files it has not seen. Index files are content-addressed and never
-    /// change, so a cached copy is never stale.
+    /// Caches index files and snapshot records under `cache_root`, so that a command on a
+    /// remote repository reads only those it has not seen. Both are content-addressed and
+    /// never change, so a cached copy is never stale.
     pub fn with_index_cache(mut self, cache_root: &Path) -> Repository {
         self.index_cache = Some(cache_root.join(&self.config.id).join("index"));
+        self.record_cache = Some(cache_root.join(&self.config.id).join("snapshots"));
         self
     }
 
@@ -203,6 +208,32 @@ impl Repository {
         }
     }
 
+    /// Reads every pack that no readable index file names and adds the entries of its
+    /// directory to the loaded index. Returns the packs indexed and those whose directory
+    /// cannot be read, which are left alone. Meant for prune, under its exclusive lock:
+    /// elsewhere such a pack may belong to a snapshot still being written.
+    pub(crate) fn index_unindexed_packs(&self) -> Result<(usize, Vec<Digest>)> {
+        let unindexed = self.with_index(|index| index.unindexed_packs.clone())?;
+        let mut indexed = 0;
+        let mut unreadable = Vec::new();
+        for id in unindexed {
+            let directory = self.store.get(&pack_key(&id)).map_err(Error::from).and_then(|bytes| {
+                object::pack::read_directory(&id, &bytes).map(|entries| (bytes.len() as u64, entries))
+            });
+            match directory {
+                Ok((length, entries)) => {
+                    self.with_index(|index| index.add_pack(crate::object::index::PackRecord { id, length, entries }))??;
+                    indexed += 1;
+                }
+                Err(error) => {
+                    tracing::warn!(pack = %id, %error, "leaving a pack whose directory cannot be read");
+                    unreadable.push(id);
+                }
+            }
+        }
+        Ok((indexed, unreadable))
+    }
+
     /// Drops the loaded index unconditionally, after prune rewrote the index files.
     pub(crate) fn discard_index(&self) {
         *self.index.lock().expect("index lock") = None;
@@ -227,6 +258,9 @@ impl Repository {
         if !kind.is_packed() {
             let sealed = object::seal(kind, plain, Some(level))?;
             self.store.put(&kind.key(&id), &sealed)?;
+            if let Some(dir) = self.record_cache.as_deref().filter(|_| kind == Kind::Snapshot) {
+                index::write_cache(dir, &id, &sealed);
+            }
             return Ok(Stored { id, new: true, stored_bytes: sealed.len() as u64 });
         }
         if !self.with_index(|index| index.claim(kind, id))? {
@@ -374,8 +408,20 @@ impl Repository {
     pub fn fetch_object(&self, kind: Kind, id: &Digest, referenced_by: &str) -> Result<Vec<u8>> {
         let missing = || Error::Missing { kind: kind.name(), id: id.to_hex(), referenced_by: referenced_by.into() };
         if !kind.is_packed() {
+            let cache = self.record_cache.as_deref().filter(|_| kind == Kind::Snapshot);
+            // A cached copy is used only when it still matches its id.
+            if let Some(stored) = cache.and_then(|dir| std::fs::read(index::cache_path(dir, id)).ok())
+                && object::open(kind, id, &stored).is_ok()
+            {
+                return Ok(stored);
+            }
             return match self.store.get(&kind.key(id)) {
-                Ok(stored) => Ok(stored),
+                Ok(stored) => {
+                    if let Some(dir) = cache {
+                        index::write_cache(dir, id, &stored);
+                    }
+                    Ok(stored)
+                }
                 Err(StoreError::NotFound { .. }) => Err(missing()),
                 Err(e) => Err(e.into()),
             };
@@ -580,11 +626,18 @@ impl Repository {
     /// the good ones so one damaged record does not hide the rest.
     pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Result<SnapshotRecord>)>> {
         let ids = self.snapshot_ids()?;
-        let keys: Vec<String> = ids.iter().map(|id| Kind::Snapshot.key(&id.0)).collect();
+        // Only records missing from the local cache are worth downloading ahead.
+        let cached = |id: &SnapshotId| self.record_cache.as_deref().is_some_and(|dir| index::cache_path(dir, &id.0).exists());
+        let uncached: Vec<bool> = ids.iter().map(|id| !cached(id)).collect();
+        let keys: Vec<String> = ids.iter().zip(&uncached).filter(|(_, u)| **u).map(|(id, _)| Kind::Snapshot.key(&id.0)).collect();
         let mut read_ahead = ReadAhead::new(self.store.as_ref(), &keys);
         let mut out: Vec<(SnapshotId, Result<SnapshotRecord>)> = Vec::with_capacity(ids.len());
-        for (index, id) in ids.into_iter().enumerate() {
-            read_ahead.reading(index);
+        let mut downloads = 0;
+        for (id, uncached) in ids.into_iter().zip(uncached) {
+            if uncached {
+                read_ahead.reading(downloads);
+                downloads += 1;
+            }
             out.push((id, self.get_snapshot(&id)));
         }
         out.sort_by_key(|(id, record)| (record.as_ref().map(|r| r.time_ms).unwrap_or(i64::MIN), *id));

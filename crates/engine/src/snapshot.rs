@@ -83,11 +83,10 @@ pub fn take_snapshot(
     let lock = crate::lock::acquire(repo, crate::lock::LockKind::Shared, "snapshot")?;
     repo.reload_index();
     let workers = if options.workers == 0 { ScanParams::default_workers() } else { options.workers };
-    let parent = latest_of_source(repo, &source.info.location)?;
-    let previous = match parent {
-        Some((_, ref record)) => Some(PreviousVersions::new(repo, record.content.clone())),
-        None => None,
-    };
+    let (parent, latest) = latest_snapshots(repo, &source.info.location)?;
+    // Deltas need only similar rows, not the same source: a copied or renamed database, or
+    // a dump with a new name each day, still finds its tables in the latest snapshot.
+    let previous = parent.as_ref().or(latest.as_ref()).map(|(_, record)| PreviousVersions::new(repo, record.content.clone()));
     let parent = parent.map(|(id, _)| id);
     let params = ScanParams {
         chunker: repo.config().chunker,
@@ -158,14 +157,21 @@ pub fn take_snapshot(
     })
 }
 
-/// Finds the most recent snapshot taken from the same source location, if any.
-fn latest_of_source(repo: &Repository, location: &str) -> Result<Option<(SnapshotId, SnapshotRecord)>> {
-    let mut latest: Option<(SnapshotId, SnapshotRecord)> = None;
+type Found = Option<(SnapshotId, SnapshotRecord)>;
+
+/// Finds the most recent snapshot taken from the same source location (the parent), and
+/// the most recent snapshot of any source.
+fn latest_snapshots(repo: &Repository, location: &str) -> Result<(Found, Found)> {
+    let newer = |found: &Found, record: &SnapshotRecord| found.as_ref().is_none_or(|(_, best)| record.time_ms >= best.time_ms);
+    let (mut parent, mut latest): (Found, Found) = (None, None);
     for (id, record) in repo.snapshots()? {
         let Ok(record) = record else { continue };
-        if record.source.location == location && latest.as_ref().is_none_or(|(_, best)| record.time_ms >= best.time_ms) {
+        if record.source.location == location && newer(&parent, &record) {
+            parent = Some((id, record.clone()));
+        }
+        if newer(&latest, &record) {
             latest = Some((id, record));
         }
     }
-    Ok(latest)
+    Ok((parent, latest))
 }
