@@ -130,7 +130,8 @@ impl RepoIndex {
         !self.buffer.is_empty() || !self.written.is_empty() || self.objects.values().any(|l| l.place == Place::InFlight)
     }
 
-    /// Adds a pack read back from the store, with the entries of its directory.
+    /// Adds a pack and its entries: one named by an index file, or one read back from the
+    /// store with the entries of its own directory.
     pub fn add_pack(&mut self, record: PackRecord) -> Result<()> {
         for entry in &record.entries {
             let kind = Kind::from_byte(entry.kind).ok_or_else(|| Error::Corrupt {
@@ -195,23 +196,11 @@ fn try_load(store: &dyn Store, cache: Option<&Path>) -> Result<Option<RepoIndex>
     index.unindexed_packs = present.iter().filter(|id| !named.contains(id)).copied().collect();
     for file in files {
         for pack in file.packs {
-            if !present.contains(&pack.id) {
+            if present.contains(&pack.id) {
+                index.add_pack(pack)?;
+            } else {
                 index.missing_packs.insert(pack.id);
-                continue;
             }
-            for entry in &pack.entries {
-                let kind = Kind::from_byte(entry.kind).ok_or_else(|| Error::Corrupt {
-                    kind: "pack",
-                    id: pack.id.to_hex(),
-                    detail: format!("entry {} has the unknown kind {}", entry.id, entry.kind),
-                })?;
-                index.objects.entry(entry.id).or_insert(Location {
-                    kind,
-                    base: entry.base,
-                    place: Place::Packed { pack: pack.id, offset: entry.offset, length: entry.length },
-                });
-            }
-            index.packs.insert(pack.id, pack);
         }
     }
     Ok(Some(index))
