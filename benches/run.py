@@ -128,9 +128,10 @@ class Restic:
 
 
 def s3_requests(work, db):
-    """Count the requests of a first snapshot, a snapshot after a one-row update, a full
-    restore and a verify against the in-process S3 server (s3s-fs), which listens on
-    127.0.0.1 and answers the same S3 requests R2 does. Returns {operation: requests}."""
+    """Count the requests of a first snapshot, an unchanged snapshot, a snapshot after a
+    one-row update, a full and a one-table restore and a verify against the in-process S3
+    server (s3s-fs) on 127.0.0.1, which serves the same S3 API as R2. Returns
+    {operation: request counts}."""
     server = subprocess.Popen([str(S3_SERVER), "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         endpoint = server.stdout.readline().split()[1]

@@ -141,14 +141,7 @@ fn flipped_tree_node_byte_is_reported() {
 fn missing_delta_base_is_reported_and_stops_restore() {
     let mut ws = Workspace::new();
     ws.one_object_per_pack();
-    let db = ws.path("notes.sqlite");
-    crate::util::open(&db)
-        .execute_batch(
-            "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
-             INSERT INTO notes SELECT i, hex(randomblob(60)) FROM n;",
-        )
-        .unwrap();
+    let db = crate::util::random_notes(&ws, "notes.sqlite", 3000);
     ws.snapshot(&db);
     crate::util::open(&db).execute_batch("UPDATE notes SET body = 'edited' WHERE id = 10").unwrap();
     let id = ws.snapshot(&db)["id"].as_str().unwrap().to_string();

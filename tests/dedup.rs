@@ -151,17 +151,8 @@ fn copied_table_stores_no_new_chunk() {
     assert_eq!(new_chunks(&report), 0, "{report}");
 }
 
-/// A table of random text, which zstd cannot shrink much, so a chunk stored whole is large
-/// and one stored against its previous version is small.
 fn build_random_text(ws: &Workspace) -> PathBuf {
-    let db = ws.path("random.sqlite");
-    change(
-        &db,
-        "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
-         INSERT INTO notes SELECT i, hex(randomblob(60)) FROM n;",
-    );
-    db
+    crate::util::random_notes(ws, "random.sqlite", 5000)
 }
 
 #[test]

@@ -145,14 +145,7 @@ fn snapshot_running_during_prune_stays_whole() {
 #[test]
 fn prune_keeps_delta_base() {
     let ws = Workspace::new();
-    let db = ws.path("app.sqlite");
-    open(&db)
-        .execute_batch(
-            "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
-             INSERT INTO notes SELECT i, hex(randomblob(60)) FROM n;",
-        )
-        .unwrap();
+    let db = crate::util::random_notes(&ws, "app.sqlite", 3000);
     ws.snapshot(&db);
     open(&db).execute_batch("UPDATE notes SET body = 'edited' WHERE id = 10").unwrap();
     ws.snapshot(&db);

@@ -259,6 +259,20 @@ impl From<ValueRef<'_>> for Exact {
     }
 }
 
+/// Creates a database `name` whose table `notes` has `rows` rows of random text. zstd cannot
+/// shrink it much, so a chunk stored whole is large and one stored as a delta is small.
+pub fn random_notes(ws: &Workspace, name: &str, rows: u32) -> PathBuf {
+    let db = ws.path(name);
+    open(&db)
+        .execute_batch(&format!(
+            "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+             INSERT INTO notes SELECT i, hex(randomblob(60)) FROM n;"
+        ))
+        .unwrap();
+    db
+}
+
 pub fn open(path: &Path) -> Connection {
     Connection::open(path).expect("open database")
 }

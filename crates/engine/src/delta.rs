@@ -37,12 +37,12 @@ impl<'a> PreviousVersions<'a> {
         PreviousVersions { repo, parent, tables: Mutex::new(HashMap::new()) }
     }
 
-    /// The parent's chunk of `table` that holds row number `start_row`.
+    /// Finds the parent's chunk of `table` that contains row number `start_row`.
     pub fn chunk(&self, table: &str, start_row: u64) -> Option<Digest> {
         self.find(table, 0, start_row)
     }
 
-    /// The parent's node of `table` at `level` whose rows start at or before `start_row`.
+    /// Finds the parent's node of `table` at `level` whose rows start at or before `start_row`.
     pub fn node(&self, table: &str, level: u8, start_row: u64) -> Option<Digest> {
         self.find(table, usize::from(level) + 1, start_row)
     }

@@ -1,7 +1,7 @@
 //! The repository index in memory: where each packed object is, loaded from the index files
 //! on first use, plus the pack being filled by this process.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -35,8 +35,6 @@ pub(crate) struct RepoIndex {
     pub packs: HashMap<Digest, PackRecord>,
     /// Keys of the index files read or written.
     pub files: Vec<String>,
-    /// Packs named by an index file but absent from the store.
-    pub missing_packs: BTreeSet<Digest>,
     /// Packs in the store that no readable index file names: left by a snapshot that
     /// stopped before its index file, or named only by a damaged one.
     pub unindexed_packs: Vec<Digest>,
@@ -67,7 +65,7 @@ impl RepoIndex {
         }
     }
 
-    /// Appends a sealed object to the open pack; returns the pack when it reached `target`
+    /// Appends a sealed object to the open pack. Returns the pack once it reaches `target`
     /// bytes, with its objects marked in flight, for the caller to store.
     pub fn append(&mut self, kind: Kind, id: Digest, base: Option<Digest>, sealed: &[u8], target: usize) -> Option<PackBuilder> {
         if self.buffer.is_empty() {
@@ -79,7 +77,7 @@ impl RepoIndex {
         if self.buffer.len() >= target { self.take_buffer() } else { None }
     }
 
-    /// Takes the open pack if it holds anything, marking its objects in flight.
+    /// Takes the open pack unless it is empty, marking its objects in flight.
     pub fn take_buffer(&mut self) -> Option<PackBuilder> {
         if self.buffer.is_empty() {
             return None;
@@ -106,7 +104,7 @@ impl RepoIndex {
             }
         }
         if stored {
-            let record = PackRecord { id: pack.id, length: pack.bytes.len() as u64, entries: pack.entries.clone() };
+            let record = PackRecord { id: pack.id, length: pack.bytes.len() as u64, entries: pack.entries };
             self.packs.insert(pack.id, record.clone());
             self.written.push(record);
             self.overhead_bytes += pack.framing_bytes;
@@ -125,7 +123,7 @@ impl RepoIndex {
         self.written = records;
     }
 
-    /// Returns whether this process holds objects not yet named by an index file.
+    /// Returns whether this process has written or claimed objects that no index file names yet.
     pub fn has_pending_writes(&self) -> bool {
         !self.buffer.is_empty() || !self.written.is_empty() || self.objects.values().any(|l| l.place == Place::InFlight)
     }
@@ -195,12 +193,9 @@ fn try_load(store: &dyn Store, cache: Option<&Path>) -> Result<Option<RepoIndex>
     let named: HashSet<Digest> = files.iter().flat_map(|file| file.packs.iter().map(|pack| pack.id)).collect();
     index.unindexed_packs = present.iter().filter(|id| !named.contains(id)).copied().collect();
     for file in files {
-        for pack in file.packs {
-            if present.contains(&pack.id) {
-                index.add_pack(pack)?;
-            } else {
-                index.missing_packs.insert(pack.id);
-            }
+        // Entries of a pack that is gone are left out, so a snapshot stores those objects again.
+        for pack in file.packs.into_iter().filter(|pack| present.contains(&pack.id)) {
+            index.add_pack(pack)?;
         }
     }
     Ok(Some(index))
@@ -210,8 +205,8 @@ pub(crate) fn cache_path(cache: &Path, id: &Digest) -> PathBuf {
     cache.join(id.to_hex())
 }
 
-/// Reads one index file, from the local cache when it holds it; `None` when the store no
-/// longer has it.
+/// Reads one index file, from the local cache when it contains the file. Returns `None`
+/// when the store no longer has it.
 fn read_index_file(store: &dyn Store, cache: Option<&Path>, id: &Digest) -> Result<Option<IndexFile>> {
     let cached = cache.and_then(|dir| std::fs::read(cache_path(dir, id)).ok());
     let plain = match cached.map(|stored| object::open(Kind::Index, id, &stored)) {

@@ -33,7 +33,7 @@ pub struct ReadTimes {
 
 /// Calls `visit` with the index and the plain payload of the chunk of every entry, in order.
 /// The entries are cut into runs of chunks that sit side by side in a pack (see
-/// `Repository::plan_runs`); worker `k` of `workers` reads runs `k`, `k + workers`, ...
+/// `Repository::plan_runs`). Worker `k` of `workers` reads runs `k`, `k + workers`, ...
 /// with one request each and hands them over through its own bounded channel, so the
 /// consumer receives them in order without a reordering buffer. A read error is passed to
 /// `visit` for that chunk. The first error that `visit` returns stops the workers and is
@@ -117,20 +117,26 @@ mod tests {
         (repo, entries)
     }
 
-    #[test]
-    fn chunks_arrive_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let (repo, entries) = repository_with_chunks(dir.path(), 11);
-        for workers in [1, 2, 3] {
+    /// Checks that chunk `i` of `entries`, whose bytes are all `i`, reaches `visit` as the
+    /// `i`-th call, with each worker count.
+    fn assert_chunks_arrive_in_order(repo: &Repository, entries: &[NodeEntry], worker_counts: &[usize]) {
+        for &workers in worker_counts {
             let mut seen = Vec::new();
-            for_each_chunk_read_ahead(&repo, &entries, "test", workers, &mut |index, plain| {
+            for_each_chunk_read_ahead(repo, entries, "test", workers, &mut |index, plain| {
                 seen.push((index, plain?[0]));
                 Ok(())
             })
             .unwrap();
-            let expected: Vec<(usize, u8)> = (0..11).map(|i| (usize::from(i), i)).collect();
+            let expected: Vec<(usize, u8)> = (0..entries.len()).map(|i| (i, i as u8)).collect();
             assert_eq!(seen, expected, "with {workers} workers");
         }
+    }
+
+    #[test]
+    fn chunks_arrive_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, entries) = repository_with_chunks(dir.path(), 11);
+        assert_chunks_arrive_in_order(&repo, &entries, &[1, 2, 3]);
     }
 
     #[test]
@@ -140,17 +146,9 @@ mod tests {
         repo.flush().unwrap();
         let ids: Vec<Digest> = entries.iter().map(|e| e.id).collect();
         let runs = repo.plan_runs(Kind::Chunk, &ids, RUN_BYTES).unwrap();
-        assert!(runs.len() > 1 && runs.len() < ids.len(), "runs {runs:?}");
-        for workers in [1, 2] {
-            let mut seen = Vec::new();
-            for_each_chunk_read_ahead(&repo, &entries, "test", workers, &mut |index, plain| {
-                seen.push((index, plain?[0]));
-                Ok(())
-            })
-            .unwrap();
-            let expected: Vec<(usize, u8)> = (0..11).map(|i| (usize::from(i), i)).collect();
-            assert_eq!(seen, expected, "with {workers} workers");
-        }
+        assert!(runs.len() > 1, "runs {runs:?}");
+        assert!(runs.len() < ids.len(), "runs {runs:?}");
+        assert_chunks_arrive_in_order(&repo, &entries, &[1, 2]);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::index::{Location, Place};
 use crate::lock::{self, LockKind};
 use crate::object::Kind;
 use crate::object::index::PackRecord;
-use crate::object::pack::{PackBuilder, pack_key};
+use crate::object::pack::{PackBuilder, PackEntry, pack_key};
 use crate::repo::Repository;
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -104,9 +104,9 @@ pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport> {
     let _lock = lock::acquire(repo, LockKind::Exclusive, "prune")?;
     repo.reload_index();
     let stale_locks_removed = if dry_run { 0 } else { lock::remove_stale(repo)? };
-    // Packs that no index file names (a snapshot stopped before writing its index file, or
-    // the file is damaged) are indexed from their own directories first, so that their
-    // objects count as stored and the new index file names the ones still referenced.
+    // Packs that no index file names are indexed from their own directories first. They come
+    // from a snapshot that stopped before its index file, or from a damaged index file, and
+    // this way the new index file names their objects that are still referenced.
     let (reindexed, unreadable) = repo.index_unindexed_packs()?;
     let (reachable, snapshots) = mark(repo)?;
     let mut report = PruneReport { dry_run, snapshots, stale_locks_removed, packs_reindexed: reindexed as u64, ..Default::default() };
@@ -166,15 +166,11 @@ fn count_kinds(objects: &HashMap<Digest, Location>, live: &HashSet<Digest>, repo
     }
 }
 
-/// Sorts packs into kept, rewritten and deleted. An entry counts as live only in the pack
-/// the index reads it from, so a second copy of an object is dropped.
+/// Sorts packs into kept, rewritten and deleted.
 fn plan(objects: &HashMap<Digest, Location>, packs: HashMap<Digest, PackRecord>, live: &HashSet<Digest>, report: &mut PruneReport) -> Plan {
     let mut plan = Plan::default();
     for (id, pack) in packs {
-        let is_live = |entry: &crate::object::pack::PackEntry| {
-            live.contains(&entry.id)
-                && objects.get(&entry.id).is_some_and(|l| matches!(l.place, Place::Packed { pack, .. } if pack == id))
-        };
+        let is_live = |entry: &PackEntry| is_live_in(objects, live, entry, &id);
         let live_entries = pack.entries.iter().filter(|e| is_live(e)).count();
         if live_entries == pack.entries.len() {
             plan.keep.push(pack);
@@ -187,6 +183,12 @@ fn plan(objects: &HashMap<Digest, Location>, packs: HashMap<Digest, PackRecord>,
         }
     }
     plan
+}
+
+/// Returns whether a pack's entry is referenced and is the copy the index reads, so that a
+/// second copy of an object in another pack counts as unreferenced.
+fn is_live_in(objects: &HashMap<Digest, Location>, live: &HashSet<Digest>, entry: &PackEntry, pack: &Digest) -> bool {
+    live.contains(&entry.id) && objects.get(&entry.id).is_some_and(|l| matches!(l.place, Place::Packed { pack: p, .. } if p == *pack))
 }
 
 /// Copies the live objects of `packs` into new packs, without decompressing them.
@@ -202,8 +204,7 @@ fn rewrite(repo: &Repository, packs: &[PackRecord], objects: &HashMap<Digest, Lo
     for pack in packs {
         let key = pack_key(&pack.id);
         for entry in &pack.entries {
-            let current = objects.get(&entry.id).is_some_and(|l| matches!(l.place, Place::Packed { pack: p, .. } if p == pack.id));
-            if !live.contains(&entry.id) || !current {
+            if !is_live_in(objects, live, entry, &pack.id) {
                 continue;
             }
             let stored = repo.store().get_range(&key, entry.offset, u64::from(entry.length))?;

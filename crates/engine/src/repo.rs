@@ -43,7 +43,7 @@ fn join_pack_writer(writer: std::thread::JoinHandle<Result<()>>) -> Result<()> {
 /// A store key and, for a packed object, its offset and length in that key's object.
 pub type ObjectRange = (String, Option<(u64, u64)>);
 
-/// What `fetch_object` found in the index.
+/// The place of an object, as `fetch_object` found it in the index.
 enum Fetch {
     Bytes(Vec<u8>),
     Range(Digest, u64, u32),
@@ -244,9 +244,10 @@ impl Repository {
         self.put_object_against(kind, id, plain, None)
     }
 
-    /// Like `put_object`; when the object is new, `base` names an earlier version of it
-    /// (called only then, since finding it may read the repository), and the object is
-    /// stored as a delta against that version's stored base when that is smaller.
+    /// Stores an object like `put_object`. When the object is new, `base` names an earlier
+    /// version of it, and it is called only then because finding it may read the
+    /// repository. The object is stored as a delta against that version's stored base when
+    /// the delta is smaller.
     pub fn put_object_against(
         &self,
         kind: Kind,
@@ -552,7 +553,7 @@ impl Repository {
         self.with_index(|index| index.objects.get(id).and_then(|location| location.base))
     }
 
-    /// Every packed object the index knows, with where its stored bytes are.
+    /// Lists every packed object in the index, with the location of its stored bytes.
     pub fn packed_objects(&self) -> Result<Vec<(Kind, Digest, ObjectRange)>> {
         self.with_index(|index| {
             let mut objects = Vec::with_capacity(index.objects.len());
